@@ -1,0 +1,88 @@
+//! The library's error type.
+
+use std::path::{Path, PathBuf};
+
+/// Everything that can go wrong in the library, each naming what it concerns.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file could not be read (missing, unreadable).
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file concerned.
+        path: PathBuf,
+        /// The underlying I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file was read but its contents are wrong (bad JSON, truncated, wrong shape...).
+    #[error("{}: {message}", path.display())]
+    InvalidFile {
+        /// The file concerned.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A model could not be found or has an unknown layout.
+    #[error("model {model}: {message}")]
+    Model {
+        /// The model as the user named it.
+        model: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The configuration asks for something this engine does not implement.
+    #[error("{}: unsupported configuration: {message}", path.display())]
+    Unsupported {
+        /// The configuration file.
+        path: PathBuf,
+        /// What is unsupported.
+        message: String,
+    },
+    /// A request is invalid (names the offending field).
+    #[error("invalid input: {field}: {message}")]
+    InvalidInput {
+        /// The offending field, e.g. `candidates[2]` or `conversation_a[3].role`.
+        field: String,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The tokenizer failed.
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+    /// A download or hub request failed.
+    #[error("hub: {0}")]
+    Hub(String),
+    /// The work was cancelled before it finished.
+    #[error("cancelled")]
+    Cancelled,
+}
+
+/// The library's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// An I/O error about `path`.
+    pub fn io(path: impl AsRef<Path>, source: std::io::Error) -> Self {
+        Error::Io { path: path.as_ref().to_path_buf(), source }
+    }
+
+    /// A file whose contents are wrong.
+    pub fn invalid_file(path: impl AsRef<Path>, message: impl Into<String>) -> Self {
+        Error::InvalidFile { path: path.as_ref().to_path_buf(), message: message.into() }
+    }
+
+    /// An invalid request field.
+    pub fn invalid_input(field: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::InvalidInput { field: field.into(), message: message.into() }
+    }
+
+    /// A configuration this engine does not implement.
+    pub fn unsupported(path: impl AsRef<Path>, message: impl Into<String>) -> Self {
+        Error::Unsupported { path: path.as_ref().to_path_buf(), message: message.into() }
+    }
+
+    /// A model that cannot be found or understood.
+    pub fn model(model: impl Into<String>, message: impl Into<String>) -> Self {
+        Error::Model { model: model.into(), message: message.into() }
+    }
+}

@@ -1,0 +1,13 @@
+//! Exact, fast inference for PairRM, the pairwise reward model of LLM-Blender.
+//!
+//! The data path: [`tokenizer`] → [`input`] (pair input, truncation, markers) → [`model`]
+//! (DeBERTa-v2 encoder and PairRM head) → [`engine`] (batching, threads) → [`judge`]
+//! (compare, rank, best-of-n, conversations). [`checkpoint`] finds and reads models.
+
+pub mod checkpoint;
+pub mod config;
+pub mod error;
+pub mod judge;
+pub mod tokenizer;
+
+pub use error::{Error, Result};
