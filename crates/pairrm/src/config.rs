@@ -108,18 +108,20 @@ impl DebertaConfig {
         }
         let pos_att_type = parse_pos_att_type(&raw.pos_att_type)
             .map_err(|m| Error::invalid_file(path, format!("pos_att_type: {m}")))?;
-        let norm_rel_ebd = raw
-            .norm_rel_ebd
-            .to_lowercase()
-            .split('|')
-            .any(|x| x.trim() == "layer_norm");
+        let norm_rel_ebd = raw.norm_rel_ebd.to_lowercase().split('|').any(|x| x.trim() == "layer_norm");
         if raw.hidden_size == 0 || raw.num_attention_heads == 0 || raw.num_hidden_layers == 0 {
-            return Err(Error::invalid_file(path, "hidden_size, num_attention_heads and num_hidden_layers must be positive"));
+            return Err(Error::invalid_file(
+                path,
+                "hidden_size, num_attention_heads and num_hidden_layers must be positive",
+            ));
         }
         if raw.hidden_size % raw.num_attention_heads != 0 {
             return Err(Error::invalid_file(
                 path,
-                format!("hidden_size {} is not a multiple of num_attention_heads {}", raw.hidden_size, raw.num_attention_heads),
+                format!(
+                    "hidden_size {} is not a multiple of num_attention_heads {}",
+                    raw.hidden_size, raw.num_attention_heads
+                ),
             ));
         }
         let attention_head_size = raw.attention_head_size.unwrap_or(raw.hidden_size / raw.num_attention_heads);
@@ -144,7 +146,10 @@ impl DebertaConfig {
             pad_token_id: raw.pad_token_id,
         };
         if cfg.att_span() == 0 {
-            return Err(Error::invalid_file(path, "relative attention span is 0 (position_buckets and max_position_embeddings)"));
+            return Err(Error::invalid_file(
+                path,
+                "relative attention span is 0 (position_buckets and max_position_embeddings)",
+            ));
         }
         Ok(cfg)
     }
@@ -260,11 +265,16 @@ impl PairRmConfig {
 
     /// Checks the limits; `origin` names where they came from for the error message.
     pub fn validate(&self, origin: &str) -> Result<()> {
-        for (name, v) in [("source_max_length", self.source_max_length), ("candidate_max_length", self.candidate_max_length)] {
+        for (name, v) in
+            [("source_max_length", self.source_max_length), ("candidate_max_length", self.candidate_max_length)]
+        {
             if v < Self::MIN_LENGTH {
                 return Err(Error::invalid_input(
                     format!("{origin}: {name}"),
-                    format!("{v} is too small: each part needs at least {} tokens ([CLS] marker [SEP])", Self::MIN_LENGTH),
+                    format!(
+                        "{v} is too small: each part needs at least {} tokens ([CLS] marker [SEP])",
+                        Self::MIN_LENGTH
+                    ),
                 ));
             }
         }

@@ -6,8 +6,12 @@
 
 pub mod checkpoint;
 pub mod config;
+pub mod engine;
 pub mod error;
+pub mod input;
 pub mod judge;
+pub mod model;
 pub mod tokenizer;
 
+pub use engine::{CallOptions, Engine, EngineOptions};
 pub use error::{Error, Result};

@@ -1,0 +1,105 @@
+//! Building the model input of one pair, exactly as LLM-Blender's `CrossCompareCollator` does for
+//! a batch of one: `[CLS] <|source|> source [SEP] [CLS] <|candidate1|> left [SEP] [CLS]
+//! <|candidate2|> right [SEP]`, each part truncated from the right to its budget.
+
+use crate::config::PairRmConfig;
+use crate::error::Result;
+use crate::tokenizer::PairTokenizer;
+
+/// The literal separator the reference replaces by a space in every text.
+const SEP_TEXT: &str = "[SEP]";
+
+/// One model input: token ids and where the three parts begin.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PairInput {
+    /// The token ids of the whole pair.
+    pub ids: Vec<u32>,
+    /// Tokens in the source part (`[CLS] <|source|> … [SEP]`).
+    pub source_len: usize,
+    /// Tokens in the left candidate part.
+    pub left_len: usize,
+}
+
+impl PairInput {
+    /// Positions of `<|source|>`, `<|candidate1|>` and `<|candidate2|>`: recorded by construction,
+    /// never searched for, so marker-like text cannot move them.
+    pub fn marker_positions(&self) -> [usize; 3] {
+        [1, self.source_len + 1, self.source_len + self.left_len + 1]
+    }
+}
+
+/// A text tokenized as one part: `[CLS] <marker slot> tokens… [SEP]`, untruncated. Tokenize each
+/// distinct text once and [`InputBuilder::assemble`] it into as many pairs as needed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EncodedPart {
+    ids: Vec<u32>,
+}
+
+impl EncodedPart {
+    /// Number of tokens before truncation.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Whether the part has no tokens (never: it always holds `[CLS]`, the marker and `[SEP]`).
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    /// The part truncated from the right to `max` tokens (keeping the final `[SEP]`), with `marker`
+    /// in its marker slot, appended to `out`; returns the number of tokens appended.
+    fn append_truncated(&self, max: usize, marker: u32, sep: u32, out: &mut Vec<u32>) -> usize {
+        let start = out.len();
+        if self.ids.len() <= max {
+            out.extend_from_slice(&self.ids);
+        } else {
+            out.extend_from_slice(&self.ids[..max - 1]);
+            out.push(sep);
+        }
+        out[start + 1] = marker;
+        out.len() - start
+    }
+}
+
+/// Builds pair inputs under a checkpoint's limits and marker ids.
+pub struct InputBuilder<'a> {
+    tokenizer: &'a PairTokenizer,
+    config: &'a PairRmConfig,
+}
+
+impl<'a> InputBuilder<'a> {
+    /// A builder over `tokenizer` with the limits and markers of `config` (validated: both limits
+    /// at least [`PairRmConfig::MIN_LENGTH`]).
+    pub fn new(tokenizer: &'a PairTokenizer, config: &'a PairRmConfig) -> Self {
+        InputBuilder { tokenizer, config }
+    }
+
+    /// Tokenizes `text` as a part: every literal `[SEP]` becomes a space first, as in the reference.
+    pub fn encode_part(&self, text: &str) -> Result<EncodedPart> {
+        let text = text.replace(SEP_TEXT, " ");
+        Ok(EncodedPart { ids: self.tokenizer.encode_marked(&text)? })
+    }
+
+    /// The token budget of each candidate given the (truncated) source length:
+    /// `candidate_max_length + (source_max_length - source_len) / 2`.
+    pub fn candidate_budget(&self, source_len: usize) -> usize {
+        self.config.candidate_max_length + self.config.source_max_length.saturating_sub(source_len) / 2
+    }
+
+    /// Assembles the input for (`source`, `left`, `right`) from already tokenized parts.
+    pub fn assemble(&self, source: &EncodedPart, left: &EncodedPart, right: &EncodedPart) -> PairInput {
+        let m = &self.config.markers;
+        let sep = self.tokenizer.sep_id();
+        let mut ids = Vec::with_capacity(source.len() + left.len() + right.len());
+        let source_len = source.append_truncated(self.config.source_max_length, m.source, sep, &mut ids);
+        let budget = self.candidate_budget(source_len);
+        let left_len = left.append_truncated(budget, m.cand1, sep, &mut ids);
+        right.append_truncated(budget, m.cand2, sep, &mut ids);
+        PairInput { ids, source_len, left_len }
+    }
+
+    /// Tokenizes and assembles one pair. `source` is the instruction and input already concatenated.
+    pub fn build(&self, source: &str, left: &str, right: &str) -> Result<PairInput> {
+        Ok(self.assemble(&self.encode_part(source)?, &self.encode_part(left)?, &self.encode_part(right)?))
+    }
+}
