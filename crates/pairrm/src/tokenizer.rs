@@ -1,56 +1,205 @@
 //! The DeBERTa-v3 tokenizer as transformers 4.x's fast tokenizer builds it, with PairRM's
 //! marker tokens kept out of user text.
 //!
-//! SKELETON: the helper implementing this module replaces every `todo!()`.
+//! Two ways to load it, as `AutoTokenizer.from_pretrained(dir)` does:
+//! - `tokenizer.json` (the PairRM-hf layout, saved by transformers with the four PairRM markers
+//!   as added tokens): the file is read as is, except that the markers are taken out of its added
+//!   tokens (their ids are remembered, see [`PairTokenizer::marker_id`]).
+//! - `spm.model` (+ optional `tokenizer_config.json`): the tokenizer is built the way
+//!   transformers' `DebertaV2Converter` converts the slow tokenizer, plus the special tokens the
+//!   Python side adds (`[UNK]`, matched after normalization, and `[MASK]` = the next free id).
+//!   See [`spm`] for the details.
+//!
+//! Marker strings in text are ordinary text here: the reference (after LLM-Blender's
+//! `add_tokens`) would turn `<|source|>` typed by a user into the marker id, which makes its input
+//! builder find several markers and crash. This engine inserts markers structurally instead.
 
+mod json;
+pub mod spm;
+mod spm_proto;
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
+
+pub use spm::SpmOptions;
+
+/// The four PairRM marker strings, in the order LLM-Blender adds them (and so numbers them from
+/// [`PairTokenizer::base_len`]): source, candidate 1, candidate 2, candidate.
+pub const MARKERS: [&str; 4] = [
+    "<|source|>",
+    "<|candidate1|>",
+    "<|candidate2|>",
+    "<|candidate|>",
+];
+
+/// Name of the fast-tokenizer file in a model directory.
+pub const TOKENIZER_JSON: &str = "tokenizer.json";
+/// Name of the SentencePiece model file in a model directory.
+pub const SPM_MODEL: &str = "spm.model";
+/// Name of the tokenizer configuration file in a model directory.
+pub const TOKENIZER_CONFIG: &str = "tokenizer_config.json";
 
 /// Tokenizes texts exactly like the reference `DebertaV2TokenizerFast` (transformers 4.x), except
 /// that the four PairRM marker strings (`<|source|>`, `<|candidate|>`, `<|candidate1|>`,
 /// `<|candidate2|>`) are NOT recognised in text: they are ordinary text here, and the input
 /// builder inserts the marker ids structurally.
+#[derive(Debug, Clone)]
 pub struct PairTokenizer {
-    _private: (),
+    inner: tokenizers::Tokenizer,
+    cls_id: u32,
+    sep_id: u32,
+    base_len: usize,
+    /// Marker ids recorded by the loaded files, in [`MARKERS`] order.
+    markers: [Option<u32>; 4],
 }
 
 impl PairTokenizer {
     /// Loads from a directory: `tokenizer.json` when present, else `spm.model`
     /// (+ optional `tokenizer_config.json` for `do_lower_case`, `split_by_punct`).
     pub fn from_dir(dir: &Path) -> Result<Self> {
-        let _ = dir;
-        todo!()
+        let meta = std::fs::metadata(dir).map_err(|e| Error::io(dir, e))?;
+        if !meta.is_dir() {
+            return Err(Error::invalid_file(dir, "not a directory"));
+        }
+        let json_path = dir.join(TOKENIZER_JSON);
+        if json_path.exists() {
+            return Self::from_tokenizer_json(&json_path);
+        }
+        let spm_path = dir.join(SPM_MODEL);
+        if !spm_path.exists() {
+            return Err(Error::invalid_file(
+                dir,
+                format!("no tokenizer here: neither {TOKENIZER_JSON} nor {SPM_MODEL} exists"),
+            ));
+        }
+        let config_path = dir.join(TOKENIZER_CONFIG);
+        let config = if config_path.exists() {
+            spm::TokenizerConfig::from_file(&config_path)?
+        } else {
+            spm::TokenizerConfig::default()
+        };
+        let built = spm::build(&spm_path, &config.options)?;
+        let mut markers = [None; 4];
+        config.check_added_tokens(&config_path, &built, &mut markers)?;
+        Self::finish(built, markers, &spm_path)
+    }
+
+    /// Builds from a SentencePiece model file as transformers converts it (see [`spm`]), with
+    /// the given options (those of `tokenizer_config.json`). No marker ids are recorded.
+    pub fn from_spm(spm_model: &Path, options: &SpmOptions) -> Result<Self> {
+        let built = spm::build(spm_model, options)?;
+        Self::finish(built, [None; 4], spm_model)
+    }
+
+    /// Loads a transformers `tokenizer.json`. The PairRM marker tokens are removed from its added
+    /// tokens (so they are not recognised in text) and their ids are remembered.
+    pub fn from_tokenizer_json(path: &Path) -> Result<Self> {
+        let (inner, markers) = json::load(path)?;
+        Self::finish(inner, markers, path)
+    }
+
+    /// Common checks once the inner tokenizer is built; `origin` names the file for errors.
+    fn finish(
+        mut inner: tokenizers::Tokenizer,
+        markers: [Option<u32>; 4],
+        origin: &Path,
+    ) -> Result<Self> {
+        // The reference encodes untruncated and unpadded.
+        inner
+            .with_truncation(None)
+            .map_err(|e| Error::invalid_file(origin, format!("cannot disable truncation: {e}")))?;
+        inner.with_padding(None);
+        let cls_id = inner
+            .token_to_id("[CLS]")
+            .ok_or_else(|| Error::invalid_file(origin, "the tokenizer has no [CLS] token"))?;
+        let sep_id = inner
+            .token_to_id("[SEP]")
+            .ok_or_else(|| Error::invalid_file(origin, "the tokenizer has no [SEP] token"))?;
+        let base_len = inner.get_vocab_size(true);
+        let tokenizer = PairTokenizer {
+            inner,
+            cls_id,
+            sep_id,
+            base_len,
+            markers,
+        };
+        // The input builder relies on `[CLS] ... [SEP]`: check the post-processor gives that.
+        let empty = tokenizer
+            .encode("")
+            .map_err(|e| Error::invalid_file(origin, e.to_string()))?;
+        if empty != [cls_id, sep_id] {
+            return Err(Error::unsupported(
+                origin,
+                format!(
+                    "encoding \"\" gives {empty:?}, not [CLS]={cls_id} [SEP]={sep_id}: the \
+                     post-processor must add `[CLS] $A [SEP]`"
+                ),
+            ));
+        }
+        Ok(tokenizer)
     }
 
     /// `[CLS] text [SEP]` ids, untruncated. Literal `[CLS]`, `[SEP]`, `[PAD]`, `[UNK]`, `[MASK]`
     /// in the text are matched as those tokens, as in the reference.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
-        let _ = text;
-        todo!()
+        // A model file can be well-formed enough to load yet make the normalizer index out of
+        // bounds (a crafted `precompiled_charsmap`): report that as an error, not a panic.
+        let encoded = catch_unwind(AssertUnwindSafe(|| self.inner.encode_fast(text, true)))
+            .map_err(|_| Error::Tokenizer("the tokenizer panicked (corrupt model data?)".into()))?
+            .map_err(|e| Error::Tokenizer(e.to_string()))?;
+        Ok(encoded.get_ids().to_vec())
     }
 
     /// The `[CLS]` id.
     pub fn cls_id(&self) -> u32 {
-        todo!()
+        self.cls_id
     }
 
     /// The `[SEP]` id.
     pub fn sep_id(&self) -> u32 {
-        todo!()
+        self.sep_id
     }
 
     /// `len(tokenizer)` of the reference before PairRM adds its markers: the spm pieces plus the
     /// added special tokens such as `[MASK]`. The original LLM-Blender layout numbers the markers
     /// from here: `<|source|>` = this, then `<|candidate1|>`, `<|candidate2|>`, `<|candidate|>`.
     pub fn base_len(&self) -> usize {
-        todo!()
+        self.base_len
     }
 
     /// The id of a marker token as recorded in `tokenizer.json` (PairRM-hf layout), if any.
+    ///
+    /// Also reports markers listed in the `added_tokens_decoder` of a `tokenizer_config.json`
+    /// read next to `spm.model`. `None` for strings that are not one of [`MARKERS`].
     pub fn marker_id(&self, marker: &str) -> Option<u32> {
-        let _ = marker;
-        todo!()
+        let index = MARKERS.iter().position(|m| *m == marker)?;
+        self.markers[index]
+    }
+
+    /// The id of a token of the vocabulary (spm pieces and the added special tokens; not the
+    /// markers, which are not part of this tokenizer).
+    pub fn token_to_id(&self, token: &str) -> Option<u32> {
+        self.inner.token_to_id(token)
+    }
+
+    /// Serializes this tokenizer as a transformers `tokenizer.json` in the PairRM-hf layout: the
+    /// tokenizer itself plus the four markers as added tokens (not special, normalized, as
+    /// `add_tokens` makes them), numbered with their recorded ids, or `base_len()`,
+    /// `base_len()+1`, ... in [`MARKERS`] order when none were recorded. Loading the result with
+    /// [`PairTokenizer::from_tokenizer_json`] gives back an equivalent tokenizer.
+    pub fn to_pairrm_hf_json(&self) -> Result<String> {
+        json::to_pairrm_hf_json(&self.inner, self.marker_ids_or_default())
+    }
+
+    /// The marker ids, recorded or numbered from `base_len()` as in the original layout.
+    fn marker_ids_or_default(&self) -> [u32; 4] {
+        let mut ids = [0u32; 4];
+        for (i, id) in ids.iter_mut().enumerate() {
+            *id = self.markers[i].unwrap_or((self.base_len + i) as u32);
+        }
+        ids
     }
 }
 
