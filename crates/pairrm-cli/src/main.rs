@@ -1,1 +1,59 @@
-fn main() {}
+//! `pairrm`: exact, fast PairRM from the command line.
+//!
+//! Every command reads JSON lines (stdin or `--input`) and writes one JSON line per input line
+//! (stdout or `--output`), in order. Logs and progress go to stderr.
+
+mod args;
+mod commands;
+mod jsonl;
+mod progress;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Exact, fast PairRM (LLM-Blender's pairwise reward model) inference.
+#[derive(Parser)]
+#[command(name = "pairrm", version, about, long_about = None)]
+struct Cli {
+    /// Log filter for stderr (e.g. `info`, `debug`, `pairrm=trace`); `RUST_LOG` works too.
+    #[arg(long, global = true, default_value = "warn", env = "PAIRRM_LOG")]
+    log: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print the exact model input ids of each pair (A left, B right).
+    Encode(commands::encode::Args),
+    /// Compare two candidates (or two conversations) per line: logit > 0 means A is better.
+    Compare(commands::compare::Args),
+    /// Rank the candidates of each line (full matrix, against a reference, or bubble best-of-n).
+    Rank(commands::rank::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.log);
+    let result = match cli.command {
+        Command::Encode(a) => commands::encode::run(a),
+        Command::Compare(a) => commands::compare::run(a),
+        Command::Rank(a) => commands::rank::run(a),
+    };
+    match result {
+        Ok(outcome) => outcome.exit_code(),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn init_logging(filter: &str) {
+    let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| filter.to_string());
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| "warn".into()))
+        .init();
+}

@@ -184,3 +184,23 @@ impl PairScorer for Engine {
         self.logits_with(pairs, &CallOptions::default())
     }
 }
+
+/// An [`Engine`] with fixed [`CallOptions`], usable wherever a [`PairScorer`] is expected (the
+/// judge functions): progress and cancellation then apply to every pass they run.
+pub struct ScopedScorer<'a> {
+    engine: &'a Engine,
+    call: CallOptions,
+}
+
+impl Engine {
+    /// This engine as a scorer that reports progress and honours cancellation as `call` says.
+    pub fn scorer(&self, call: CallOptions) -> ScopedScorer<'_> {
+        ScopedScorer { engine: self, call }
+    }
+}
+
+impl PairScorer for ScopedScorer<'_> {
+    fn logits(&self, pairs: &[Pair]) -> Vec<Result<f32>> {
+        self.engine.logits_with(pairs, &self.call)
+    }
+}

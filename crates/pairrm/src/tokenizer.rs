@@ -27,12 +27,7 @@ pub use spm::SpmOptions;
 
 /// The four PairRM marker strings, in the order LLM-Blender adds them (and so numbers them from
 /// [`PairTokenizer::base_len`]): source, candidate 1, candidate 2, candidate.
-pub const MARKERS: [&str; 4] = [
-    "<|source|>",
-    "<|candidate1|>",
-    "<|candidate2|>",
-    "<|candidate|>",
-];
+pub const MARKERS: [&str; 4] = ["<|source|>", "<|candidate1|>", "<|candidate2|>", "<|candidate|>"];
 
 /// Name of the fast-tokenizer file in a model directory.
 pub const TOKENIZER_JSON: &str = "tokenizer.json";
@@ -53,7 +48,16 @@ pub struct PairTokenizer {
     base_len: usize,
     /// Marker ids recorded by the loaded files, in [`MARKERS`] order.
     markers: [Option<u32>; 4],
+    /// `inner` plus [`MARKER_PLACEHOLDER`] as a normalized added token, for [`Self::encode_marked`].
+    marked: tokenizers::Tokenizer,
+    /// The id `marked` gives the placeholder.
+    placeholder_id: u32,
 }
+
+/// Stands in for a PairRM marker when a part is tokenized: private-use characters that no
+/// normalizer changes, registered like the reference registers its markers (`add_tokens`: not
+/// special, normalized), so `placeholder + text` tokenizes exactly as `marker + text` does there.
+const MARKER_PLACEHOLDER: &str = "\u{F0001}\u{F0002}\u{F0003}";
 
 impl PairTokenizer {
     /// Loads from a directory: `tokenizer.json` when present, else `spm.model`
@@ -101,11 +105,7 @@ impl PairTokenizer {
     }
 
     /// Common checks once the inner tokenizer is built; `origin` names the file for errors.
-    fn finish(
-        mut inner: tokenizers::Tokenizer,
-        markers: [Option<u32>; 4],
-        origin: &Path,
-    ) -> Result<Self> {
+    fn finish(mut inner: tokenizers::Tokenizer, markers: [Option<u32>; 4], origin: &Path) -> Result<Self> {
         // The reference encodes untruncated and unpadded.
         inner
             .with_truncation(None)
@@ -118,17 +118,14 @@ impl PairTokenizer {
             .token_to_id("[SEP]")
             .ok_or_else(|| Error::invalid_file(origin, "the tokenizer has no [SEP] token"))?;
         let base_len = inner.get_vocab_size(true);
-        let tokenizer = PairTokenizer {
-            inner,
-            cls_id,
-            sep_id,
-            base_len,
-            markers,
-        };
+        let mut marked = inner.clone();
+        marked.add_tokens(&[tokenizers::AddedToken::from(MARKER_PLACEHOLDER, false)]);
+        let placeholder_id = marked
+            .token_to_id(MARKER_PLACEHOLDER)
+            .ok_or_else(|| Error::invalid_file(origin, "cannot register the marker placeholder"))?;
+        let tokenizer = PairTokenizer { inner, cls_id, sep_id, base_len, markers, marked, placeholder_id };
         // The input builder relies on `[CLS] ... [SEP]`: check the post-processor gives that.
-        let empty = tokenizer
-            .encode("")
-            .map_err(|e| Error::invalid_file(origin, e.to_string()))?;
+        let empty = tokenizer.encode("").map_err(|e| Error::invalid_file(origin, e.to_string()))?;
         if empty != [cls_id, sep_id] {
             return Err(Error::unsupported(
                 origin,
@@ -150,6 +147,39 @@ impl PairTokenizer {
             .map_err(|_| Error::Tokenizer("the tokenizer panicked (corrupt model data?)".into()))?
             .map_err(|e| Error::Tokenizer(e.to_string()))?;
         Ok(encoded.get_ids().to_vec())
+    }
+
+    /// `[CLS] <marker> text [SEP]` ids, untruncated, with a placeholder id at position 1 for the
+    /// caller to replace by the marker id it needs.
+    ///
+    /// The reference tokenizes `"<|source|>" + text` (or `"<|candidate|>" + text`) with the
+    /// markers as added tokens, and the normalizer sees the marker and the text as one string:
+    /// that is not always `encode(text)` with a marker put in front (an identity-normalized
+    /// model keeps a leading tab, say, that `encode(text)` strips). So the text is tokenized
+    /// behind a placeholder that is registered exactly as the markers are, while the marker
+    /// strings themselves stay ordinary text. A text that itself contains the placeholder's
+    /// private-use characters gets those tokenized as ordinary text too.
+    pub fn encode_marked(&self, text: &str) -> Result<Vec<u32>> {
+        let joined = format!("{MARKER_PLACEHOLDER}{text}");
+        let encoded = catch_unwind(AssertUnwindSafe(|| self.marked.encode_fast(joined.as_str(), true)))
+            .map_err(|_| Error::Tokenizer("the tokenizer panicked (corrupt model data?)".into()))?
+            .map_err(|e| Error::Tokenizer(e.to_string()))?;
+        let ids = encoded.get_ids();
+        let ph = self.placeholder_id;
+        if ids.get(1) == Some(&ph) && !ids[2..].contains(&ph) {
+            return Ok(ids.to_vec());
+        }
+        // The placeholder typed in the text: tokenize those characters as ordinary text.
+        let mut out = vec![self.cls_id, ph];
+        for (n, &id) in ids.iter().enumerate().skip(1) {
+            if id == ph && n > 1 {
+                let plain = self.encode(MARKER_PLACEHOLDER)?;
+                out.extend_from_slice(&plain[1..plain.len() - 1]);
+            } else if id != ph {
+                out.push(id);
+            }
+        }
+        Ok(out)
     }
 
     /// The `[CLS]` id.
@@ -200,13 +230,5 @@ impl PairTokenizer {
             *id = self.markers[i].unwrap_or((self.base_len + i) as u32);
         }
         ids
-    }
-}
-
-impl PairTokenizer {
-    /// SKELETON placeholder for the marked encoding (see input.rs).
-    pub fn encode_marked(&self, text: &str) -> Result<Vec<u32>> {
-        let _ = text;
-        todo!()
     }
 }

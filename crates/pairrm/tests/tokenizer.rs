@@ -41,30 +41,26 @@ fn spm_path() -> PathBuf {
 }
 
 fn read_json(path: &Path) -> Value {
-    let text = std::fs::read_to_string(path)
-        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("bad JSON in {}: {e}", path.display()))
 }
 
 fn goldens() -> &'static Value {
     static GOLDENS: OnceLock<Value> = OnceLock::new();
-    GOLDENS
-        .get_or_init(|| read_json(&workspace_root().join("tests/fixtures/tokenizer/goldens.json")))
+    GOLDENS.get_or_init(|| read_json(&workspace_root().join("tests/fixtures/tokenizer/goldens.json")))
 }
 
 fn default_tokenizer() -> &'static PairTokenizer {
     static TOKENIZER: OnceLock<PairTokenizer> = OnceLock::new();
-    TOKENIZER.get_or_init(|| {
-        PairTokenizer::from_spm(&spm_path(), &SpmOptions::default()).expect("build from spm.model")
-    })
+    TOKENIZER
+        .get_or_init(|| PairTokenizer::from_spm(&spm_path(), &SpmOptions::default()).expect("build from spm.model"))
 }
 
 /// A fresh, empty temporary directory (removed by the caller with `cleanup`).
 fn temp_dir(tag: &str) -> PathBuf {
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
     let n = COUNTER.fetch_add(1, Ordering::SeqCst);
-    let dir =
-        std::env::temp_dir().join(format!("pairrm-tok-test-{}-{n}-{tag}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!("pairrm-tok-test-{}-{n}-{tag}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("create temp dir");
     dir
@@ -75,19 +71,12 @@ fn cleanup(dir: &Path) {
 }
 
 fn ids(value: &Value) -> Vec<u32> {
-    value
-        .as_array()
-        .expect("ids array")
-        .iter()
-        .map(|v| v.as_u64().expect("id") as u32)
-        .collect()
+    value.as_array().expect("ids array").iter().map(|v| v.as_u64().expect("id") as u32).collect()
 }
 
 /// Checks every case of a golden section; returns how many were checked.
 fn check_cases(tok: &PairTokenizer, section: &str) -> usize {
-    let cases = goldens()[section]
-        .as_array()
-        .unwrap_or_else(|| panic!("no section {section}"));
+    let cases = goldens()[section].as_array().unwrap_or_else(|| panic!("no section {section}"));
     let mut failures = Vec::new();
     for (i, case) in cases.iter().enumerate() {
         let text = case["text"].as_str().expect("text");
@@ -95,17 +84,10 @@ fn check_cases(tok: &PairTokenizer, section: &str) -> usize {
         let got = tok.encode(text).expect("encode");
         if got != want {
             let shown: String = text.chars().take(80).collect();
-            failures.push(format!(
-                "{section}[{i}] {shown:?}: got {got:?}, want {want:?}"
-            ));
+            failures.push(format!("{section}[{i}] {shown:?}: got {got:?}, want {want:?}"));
         }
     }
-    assert!(
-        failures.is_empty(),
-        "{} mismatches:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} mismatches:\n{}", failures.len(), failures.join("\n"));
     cases.len()
 }
 
@@ -124,18 +106,11 @@ fn metadata_matches_reference() {
     assert_eq!(tok.cls_id(), 1);
     assert_eq!(tok.sep_id(), 2);
     for (token, id) in meta["special_ids"].as_object().unwrap() {
-        assert_eq!(
-            tok.token_to_id(token),
-            Some(id.as_u64().unwrap() as u32),
-            "{token}"
-        );
+        assert_eq!(tok.token_to_id(token), Some(id.as_u64().unwrap() as u32), "{token}");
     }
     // The original layout numbers the markers from base_len, in MARKERS order.
     for (i, marker) in MARKERS.iter().enumerate() {
-        assert_eq!(
-            meta["marker_ids"][marker].as_u64().unwrap(),
-            (tok.base_len() + i) as u64
-        );
+        assert_eq!(meta["marker_ids"][marker].as_u64().unwrap(), (tok.base_len() + i) as u64);
         // spm.model records no marker ids, and the markers are not tokens here.
         assert_eq!(tok.marker_id(marker), None);
         assert_eq!(tok.token_to_id(marker), None);
@@ -143,32 +118,16 @@ fn metadata_matches_reference() {
     assert_eq!(tok.marker_id("[CLS]"), None);
     // The Python side found the markers can be inserted structurally.
     let checks = &meta["checks"];
-    assert_eq!(
-        checks["marker_prefix"]["failures"]
-            .as_array()
-            .unwrap()
-            .len(),
-        0
-    );
-    assert_eq!(
-        checks["markers_change_nothing_without_markers"],
-        Value::Bool(true)
-    );
-    assert_eq!(
-        checks["tokenizer_json_same_ids_as_spm_path"],
-        Value::Bool(true)
-    );
+    assert_eq!(checks["marker_prefix"]["failures"].as_array().unwrap().len(), 0);
+    assert_eq!(checks["markers_change_nothing_without_markers"], Value::Bool(true));
+    assert_eq!(checks["tokenizer_json_same_ids_as_spm_path"], Value::Bool(true));
 }
 
 #[test]
 fn marker_strings_are_ordinary_text() {
     let tok = default_tokenizer();
     for marker in MARKERS {
-        for text in [
-            marker.to_string(),
-            format!("a {marker} b"),
-            format!("{marker}{marker}"),
-        ] {
+        for text in [marker.to_string(), format!("a {marker} b"), format!("{marker}{marker}")] {
             let got = tok.encode(&text).unwrap();
             assert!(got.iter().all(|&id| id < 128_000), "{text:?} -> {got:?}");
         }
@@ -178,27 +137,9 @@ fn marker_strings_are_ordinary_text() {
 #[test]
 fn variant_goldens() {
     let cases = [
-        (
-            "lower_case",
-            SpmOptions {
-                do_lower_case: true,
-                split_by_punct: false,
-            },
-        ),
-        (
-            "split_by_punct",
-            SpmOptions {
-                do_lower_case: false,
-                split_by_punct: true,
-            },
-        ),
-        (
-            "lower_case_split_by_punct",
-            SpmOptions {
-                do_lower_case: true,
-                split_by_punct: true,
-            },
-        ),
+        ("lower_case", SpmOptions { do_lower_case: true, split_by_punct: false }),
+        ("split_by_punct", SpmOptions { do_lower_case: false, split_by_punct: true }),
+        ("lower_case_split_by_punct", SpmOptions { do_lower_case: true, split_by_punct: true }),
     ];
     for (section, options) in cases {
         let tok = PairTokenizer::from_spm(&spm_path(), &options).unwrap();
@@ -217,19 +158,11 @@ fn from_dir_with_spm_and_config() {
     let tok = PairTokenizer::from_dir(&dir).unwrap();
     check_cases(&tok, "default");
     // With the config microsoft/deberta-v3-large has.
-    std::fs::write(
-        dir.join("tokenizer_config.json"),
-        r#"{"do_lower_case": false, "vocab_type": "spm"}"#,
-    )
-    .unwrap();
+    std::fs::write(dir.join("tokenizer_config.json"), r#"{"do_lower_case": false, "vocab_type": "spm"}"#).unwrap();
     let tok = PairTokenizer::from_dir(&dir).unwrap();
     assert_eq!(tok.encode("Hello World").unwrap(), [1, 5365, 964, 2]);
     // A lower-casing, punctuation-splitting config.
-    std::fs::write(
-        dir.join("tokenizer_config.json"),
-        r#"{"do_lower_case": true, "split_by_punct": true}"#,
-    )
-    .unwrap();
+    std::fs::write(dir.join("tokenizer_config.json"), r#"{"do_lower_case": true, "split_by_punct": true}"#).unwrap();
     let tok = PairTokenizer::from_dir(&dir).unwrap();
     check_cases(&tok, "lower_case_split_by_punct");
     // A config as transformers saves it, with the markers in added_tokens_decoder.
@@ -269,11 +202,7 @@ fn check_tokenizer_json(json: &str, tag: &str) -> PairTokenizer {
     for marker in MARKERS {
         let want = marker_ids[marker].as_u64().unwrap() as u32;
         assert_eq!(tok.marker_id(marker), Some(want), "{marker}");
-        assert_eq!(
-            tok.token_to_id(marker),
-            None,
-            "{marker} must not be a token"
-        );
+        assert_eq!(tok.token_to_id(marker), None, "{marker} must not be a token");
     }
     tok
 }
@@ -294,8 +223,7 @@ fn tokenizer_json_written_by_us() {
 /// checks that what we build from spm.model is that same tokenizer, component by component.
 #[test]
 fn tokenizer_json_as_transformers_saves_it() {
-    let ours: Value =
-        serde_json::from_str(&default_tokenizer().to_pairrm_hf_json().unwrap()).unwrap();
+    let ours: Value = serde_json::from_str(&default_tokenizer().to_pairrm_hf_json().unwrap()).unwrap();
     let mut reference = goldens()["tokenizer_json_skeleton"].clone();
     reference["model"]["vocab"] = ours["model"]["vocab"].clone();
     let charsmap = ours["normalizer"]["normalizers"]
@@ -305,10 +233,7 @@ fn tokenizer_json_as_transformers_saves_it() {
         .find(|n| n["type"] == "Precompiled")
         .expect("Precompiled normalizer")["precompiled_charsmap"]
         .clone();
-    for norm in reference["normalizer"]["normalizers"]
-        .as_array_mut()
-        .unwrap()
-    {
+    for norm in reference["normalizer"]["normalizers"].as_array_mut().unwrap() {
         if norm["type"] == "Precompiled" {
             norm["precompiled_charsmap"] = charsmap.clone();
         }
@@ -316,17 +241,8 @@ fn tokenizer_json_as_transformers_saves_it() {
     check_tokenizer_json(&reference.to_string(), "transformers");
 
     // Same components as the reference (the parts both tokenizers versions write alike).
-    for key in [
-        "added_tokens",
-        "normalizer",
-        "pre_tokenizer",
-        "post_processor",
-        "decoder",
-    ] {
-        assert_eq!(
-            ours[key], reference[key],
-            "{key} differs from transformers' tokenizer.json"
-        );
+    for key in ["added_tokens", "normalizer", "pre_tokenizer", "post_processor", "decoder"] {
+        assert_eq!(ours[key], reference[key], "{key} differs from transformers' tokenizer.json");
     }
     for key in ["type", "unk_id", "byte_fallback", "vocab"] {
         assert_eq!(ours["model"][key], reference["model"][key], "model.{key}");
@@ -341,21 +257,13 @@ fn shared_pairrm_vectors() {
     let cases = file["cases"].as_array().unwrap();
     for case in cases {
         let text = case["input"].as_str().unwrap();
-        assert_eq!(
-            tok.encode(text).unwrap(),
-            ids(&case["fast_ids"]),
-            "{text:?}"
-        );
+        assert_eq!(tok.encode(text).unwrap(), ids(&case["fast_ids"]), "{text:?}");
     }
     assert_eq!(cases.len(), 50);
     // The notebook's example pairs: markers inserted structurally reproduce the reference input.
     for pair in file["pairrm_notebook_example"]["pairs"].as_array().unwrap() {
         let mut input = Vec::new();
-        for (key, marker) in [
-            ("source", 128_001),
-            ("candidate_A", 128_002),
-            ("candidate_B", 128_003),
-        ] {
+        for (key, marker) in [("source", 128_001), ("candidate_A", 128_002), ("candidate_B", 128_003)] {
             let ids = tok.encode(pair[key].as_str().unwrap()).unwrap();
             input.push(ids[0]);
             input.push(marker);
@@ -371,8 +279,7 @@ fn shared_pairrm_vectors() {
 #[test]
 fn shared_hf_slow_vectors_where_slow_equals_fast() {
     let slow = read_json(&deberta_dir().join("hf_slow_reference_vectors.deberta-v3-large.json"));
-    let pairrm =
-        read_json(&deberta_dir().join("pairrm_tokenizer_vectors.transformers-4.44.2.json"));
+    let pairrm = read_json(&deberta_dir().join("pairrm_tokenizer_vectors.transformers-4.44.2.json"));
     let tok = default_tokenizer();
     let (mut checked, mut skipped) = (0, 0);
     for case in slow["datasets"].as_array().unwrap() {
@@ -411,25 +318,15 @@ fn long_text_is_fast() {
         let ids = tok.encode(t).unwrap();
         let elapsed = start.elapsed();
         assert!(ids.len() > 10_000);
-        eprintln!(
-            "encoded {} characters into {} ids in {elapsed:?}",
-            t.chars().count(),
-            ids.len()
-        );
-        assert!(
-            elapsed.as_secs_f64() < 1.0,
-            "100k characters took {elapsed:?}"
-        );
+        eprintln!("encoded {} characters into {} ids in {elapsed:?}", t.chars().count(), ids.len());
+        assert!(elapsed.as_secs_f64() < 1.0, "100k characters took {elapsed:?}");
     }
 }
 
 fn assert_error_names(err: Error, file: &str, needle: &str) {
     let msg = err.to_string();
     assert!(msg.contains(file), "error should name {file}: {msg}");
-    assert!(
-        msg.to_lowercase().contains(&needle.to_lowercase()),
-        "error should say {needle:?}: {msg}"
-    );
+    assert!(msg.to_lowercase().contains(&needle.to_lowercase()), "error should say {needle:?}: {msg}");
 }
 
 #[test]
@@ -441,11 +338,7 @@ fn error_missing_dir_and_files() {
 
     let dir = temp_dir("empty");
     let err = PairTokenizer::from_dir(&dir).unwrap_err();
-    assert_error_names(
-        err,
-        &dir.display().to_string(),
-        "neither tokenizer.json nor spm.model",
-    );
+    assert_error_names(err, &dir.display().to_string(), "neither tokenizer.json nor spm.model");
     let err = PairTokenizer::from_spm(&dir.join("spm.model"), &SpmOptions::default()).unwrap_err();
     assert!(matches!(err, Error::Io { .. }), "{err}");
     let err = PairTokenizer::from_tokenizer_json(&dir.join("tokenizer.json")).unwrap_err();
@@ -462,10 +355,7 @@ fn error_corrupt_spm_model() {
     let real = std::fs::read(spm_path()).unwrap();
     let dir = temp_dir("corrupt-spm");
     let cases: Vec<(&str, Vec<u8>)> = vec![
-        (
-            "garbage",
-            b"\xff\xfe this is not a protobuf \x00\x01".to_vec(),
-        ),
+        ("garbage", b"\xff\xfe this is not a protobuf \x00\x01".to_vec()),
         ("truncated", real[..real.len() / 2].to_vec()),
         ("json", br#"{"model": "unigram"}"#.to_vec()),
         ("empty", Vec::new()),
@@ -473,10 +363,7 @@ fn error_corrupt_spm_model() {
     for (what, bytes) in cases {
         std::fs::write(dir.join("spm.model"), &bytes).unwrap();
         let err = PairTokenizer::from_dir(&dir).unwrap_err();
-        assert!(
-            matches!(err, Error::InvalidFile { .. } | Error::Unsupported { .. }),
-            "{what}: {err}"
-        );
+        assert!(matches!(err, Error::InvalidFile { .. } | Error::Unsupported { .. }), "{what}: {err}");
         assert_error_names(err, "spm.model", "");
     }
     cleanup(&dir);
@@ -492,14 +379,8 @@ fn error_bad_tokenizer_config() {
         (r#"{"do_lower_case": "no"}"#, "do_lower_case"),
         (r#"{"split_by_punct": 0}"#, "split_by_punct"),
         (r#"{"unk_token": "<unk>"}"#, "unk_token"),
-        (
-            r#"{"added_tokens_decoder": {"5": {"content": "<new>"}}}"#,
-            "<new>",
-        ),
-        (
-            r#"{"added_tokens_decoder": {"7": {"content": "[MASK]"}}}"#,
-            "[MASK]",
-        ),
+        (r#"{"added_tokens_decoder": {"5": {"content": "<new>"}}}"#, "<new>"),
+        (r#"{"added_tokens_decoder": {"7": {"content": "[MASK]"}}}"#, "[MASK]"),
     ] {
         std::fs::write(dir.join("tokenizer_config.json"), text).unwrap();
         let err = PairTokenizer::from_dir(&dir).unwrap_err();
@@ -510,8 +391,7 @@ fn error_bad_tokenizer_config() {
 
 #[test]
 fn error_corrupt_tokenizer_json() {
-    let good: Value =
-        serde_json::from_str(&default_tokenizer().to_pairrm_hf_json().unwrap()).unwrap();
+    let good: Value = serde_json::from_str(&default_tokenizer().to_pairrm_hf_json().unwrap()).unwrap();
     let mut no_model = good.clone();
     no_model.as_object_mut().unwrap().remove("model");
     let mut bad_marker = good.clone();
@@ -521,40 +401,21 @@ fn error_corrupt_tokenizer_json() {
         }
     }
     let mut marker_in_vocab = good.clone();
-    marker_in_vocab["model"]["vocab"]
-        .as_array_mut()
-        .unwrap()
-        .push(serde_json::json!(["<|candidate|>", -5.0]));
+    marker_in_vocab["model"]["vocab"].as_array_mut().unwrap().push(serde_json::json!(["<|candidate|>", -5.0]));
     let mut no_cls = good.clone();
     no_cls["post_processor"] = Value::Null;
     let mut bad_vocab = good.clone();
     bad_vocab["model"]["vocab"] = Value::from("oops");
     let dir = temp_dir("bad-json");
     for (what, text, needle) in [
-        (
-            "truncated",
-            r#"{"version": "1.0", "added_tokens": ["#.to_string(),
-            "not valid JSON",
-        ),
+        ("truncated", r#"{"version": "1.0", "added_tokens": ["#.to_string(), "not valid JSON"),
         ("not an object", "[1, 2, 3]".to_string(), "JSON object"),
-        (
-            "no model",
-            no_model.to_string(),
-            "not a valid tokenizer.json",
-        ),
-        (
-            "bad vocab",
-            bad_vocab.to_string(),
-            "not a valid tokenizer.json",
-        ),
+        ("no model", no_model.to_string(), "not a valid tokenizer.json"),
+        ("bad vocab", bad_vocab.to_string(), "not a valid tokenizer.json"),
         ("bad marker id", bad_marker.to_string(), "no valid id"),
         ("marker in vocab", marker_in_vocab.to_string(), "vocabulary"),
         ("no post-processor", no_cls.to_string(), "post-processor"),
-        (
-            "added_tokens not a list",
-            r#"{"added_tokens": 3}"#.to_string(),
-            "must be a list",
-        ),
+        ("added_tokens not a list", r#"{"added_tokens": 3}"#.to_string(), "must be a list"),
     ] {
         std::fs::write(dir.join("tokenizer.json"), &text).unwrap();
         let err = PairTokenizer::from_dir(&dir).unwrap_err();

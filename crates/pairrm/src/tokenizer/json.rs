@@ -16,37 +16,26 @@ use super::MARKERS;
 /// tokenizer. Returns it with the marker ids found, in [`MARKERS`] order.
 pub(super) fn load(path: &Path) -> Result<(Tokenizer, [Option<u32>; 4])> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    let mut value: Value = serde_json::from_str(&text)
-        .map_err(|e| Error::invalid_file(path, format!("not valid JSON: {e}")))?;
+    let mut value: Value =
+        serde_json::from_str(&text).map_err(|e| Error::invalid_file(path, format!("not valid JSON: {e}")))?;
     drop(text);
-    let obj = value
-        .as_object_mut()
-        .ok_or_else(|| Error::invalid_file(path, "expected a JSON object at the top level"))?;
+    let obj =
+        value.as_object_mut().ok_or_else(|| Error::invalid_file(path, "expected a JSON object at the top level"))?;
 
     let mut markers = [None; 4];
     if let Some(added) = obj.get_mut("added_tokens") {
-        let list = added
-            .as_array_mut()
-            .ok_or_else(|| Error::invalid_file(path, "`added_tokens` must be a list"))?;
+        let list = added.as_array_mut().ok_or_else(|| Error::invalid_file(path, "`added_tokens` must be a list"))?;
         let mut problem = None;
         list.retain(|token| {
             let content = token.get("content").and_then(Value::as_str);
             let Some(index) = content.and_then(|c| MARKERS.iter().position(|m| *m == c)) else {
                 return true;
             };
-            let id = token
-                .get("id")
-                .and_then(Value::as_u64)
-                .and_then(|id| u32::try_from(id).ok());
+            let id = token.get("id").and_then(Value::as_u64).and_then(|id| u32::try_from(id).ok());
             match (id, markers[index]) {
-                (None, _) => {
-                    problem = Some(format!("added token {} has no valid id", MARKERS[index]))
-                }
+                (None, _) => problem = Some(format!("added token {} has no valid id", MARKERS[index])),
                 (Some(id), Some(old)) if old != id => {
-                    problem = Some(format!(
-                        "added token {} appears with ids {old} and {id}",
-                        MARKERS[index]
-                    ))
+                    problem = Some(format!("added token {} appears with ids {old} and {id}", MARKERS[index]))
                 }
                 (Some(id), _) => markers[index] = Some(id),
             }
@@ -63,8 +52,7 @@ pub(super) fn load(path: &Path) -> Result<(Tokenizer, [Option<u32>; 4])> {
             let in_vocab = match vocab {
                 Value::Object(map) => map.contains_key(marker),
                 Value::Array(list) => list.iter().any(|entry| {
-                    entry.get(0).and_then(Value::as_str) == Some(marker)
-                        || entry.as_str() == Some(marker)
+                    entry.get(0).and_then(Value::as_str) == Some(marker) || entry.as_str() == Some(marker)
                 }),
                 _ => false,
             };
@@ -80,8 +68,8 @@ pub(super) fn load(path: &Path) -> Result<(Tokenizer, [Option<u32>; 4])> {
         }
     }
 
-    let cleaned = serde_json::to_string(&value)
-        .map_err(|e| Error::invalid_file(path, format!("cannot re-serialize: {e}")))?;
+    let cleaned =
+        serde_json::to_string(&value).map_err(|e| Error::invalid_file(path, format!("cannot re-serialize: {e}")))?;
     drop(value);
     let tokenizer = catch_unwind(AssertUnwindSafe(|| Tokenizer::from_str(&cleaned)))
         .map_err(|_| Error::invalid_file(path, "not a valid tokenizer.json (the parser panicked)"))?
@@ -92,17 +80,14 @@ pub(super) fn load(path: &Path) -> Result<(Tokenizer, [Option<u32>; 4])> {
 /// Serializes `tokenizer` with the four markers added back as transformers' `add_tokens` adds
 /// them (not special, normalized, no stripping), with the given ids in [`MARKERS`] order.
 pub(super) fn to_pairrm_hf_json(tokenizer: &Tokenizer, marker_ids: [u32; 4]) -> Result<String> {
-    let text = tokenizer
-        .to_string(false)
-        .map_err(|e| Error::Tokenizer(format!("cannot serialize the tokenizer: {e}")))?;
+    let text =
+        tokenizer.to_string(false).map_err(|e| Error::Tokenizer(format!("cannot serialize the tokenizer: {e}")))?;
     let mut value: Value = serde_json::from_str(&text)
         .map_err(|e| Error::Tokenizer(format!("cannot re-read the serialized tokenizer: {e}")))?;
     let added = value
         .get_mut("added_tokens")
         .and_then(Value::as_array_mut)
-        .ok_or_else(|| {
-            Error::Tokenizer("the serialized tokenizer has no added_tokens list".into())
-        })?;
+        .ok_or_else(|| Error::Tokenizer("the serialized tokenizer has no added_tokens list".into()))?;
     for (marker, id) in MARKERS.iter().zip(marker_ids) {
         added.push(json!({
             "id": id,

@@ -29,9 +29,7 @@ use tokenizers::pre_tokenizers::metaspace::{Metaspace, PrependScheme};
 use tokenizers::pre_tokenizers::punctuation::Punctuation;
 use tokenizers::pre_tokenizers::sequence::Sequence as PreSequence;
 use tokenizers::processors::template::TemplateProcessing;
-use tokenizers::{
-    AddedToken, NormalizerWrapper, PreTokenizerWrapper, SplitDelimiterBehavior, Tokenizer,
-};
+use tokenizers::{AddedToken, NormalizerWrapper, PreTokenizerWrapper, SplitDelimiterBehavior, Tokenizer};
 
 use crate::error::{Error, Result};
 
@@ -79,32 +77,22 @@ impl TokenizerConfig {
     }
 
     fn parse(text: &str, path: &Path) -> Result<Self> {
-        let value: Value = serde_json::from_str(text)
-            .map_err(|e| Error::invalid_file(path, format!("not valid JSON: {e}")))?;
-        let obj = value
-            .as_object()
-            .ok_or_else(|| Error::invalid_file(path, "expected a JSON object at the top level"))?;
+        let value: Value =
+            serde_json::from_str(text).map_err(|e| Error::invalid_file(path, format!("not valid JSON: {e}")))?;
+        let obj =
+            value.as_object().ok_or_else(|| Error::invalid_file(path, "expected a JSON object at the top level"))?;
         let flag = |key: &str| -> Result<bool> {
             match obj.get(key) {
                 None | Some(Value::Null) => Ok(false),
                 Some(Value::Bool(b)) => Ok(*b),
-                Some(other) => Err(Error::invalid_file(
-                    path,
-                    format!("`{key}` must be true or false, not {other}"),
-                )),
+                Some(other) => Err(Error::invalid_file(path, format!("`{key}` must be true or false, not {other}"))),
             }
         };
-        let options = SpmOptions {
-            do_lower_case: flag("do_lower_case")?,
-            split_by_punct: flag("split_by_punct")?,
-        };
+        let options = SpmOptions { do_lower_case: flag("do_lower_case")?, split_by_punct: flag("split_by_punct")? };
 
         if let Some(class) = obj.get("tokenizer_class") {
-            let known = class.is_null()
-                || matches!(
-                    class.as_str(),
-                    Some("DebertaV2Tokenizer" | "DebertaV2TokenizerFast")
-                );
+            let known =
+                class.is_null() || matches!(class.as_str(), Some("DebertaV2Tokenizer" | "DebertaV2TokenizerFast"));
             if !known {
                 return Err(Error::unsupported(
                     path,
@@ -137,51 +125,31 @@ impl TokenizerConfig {
         if let Some(extra) = obj.get("additional_special_tokens") {
             let empty = extra.is_null() || extra.as_array().is_some_and(|a| a.is_empty());
             if !empty {
-                return Err(Error::unsupported(
-                    path,
-                    "`additional_special_tokens` is not implemented",
-                ));
+                return Err(Error::unsupported(path, "`additional_special_tokens` is not implemented"));
             }
         }
         let mut added_tokens = Vec::new();
         if let Some(decoder) = obj.get("added_tokens_decoder") {
-            let entries = decoder.as_object().ok_or_else(|| {
-                Error::invalid_file(path, "`added_tokens_decoder` must be an object {id: token}")
-            })?;
+            let entries = decoder
+                .as_object()
+                .ok_or_else(|| Error::invalid_file(path, "`added_tokens_decoder` must be an object {id: token}"))?;
             for (id, token) in entries {
                 let id: u32 = id.parse().map_err(|_| {
-                    Error::invalid_file(
-                        path,
-                        format!("`added_tokens_decoder` key {id:?} is not an id"),
-                    )
+                    Error::invalid_file(path, format!("`added_tokens_decoder` key {id:?} is not an id"))
                 })?;
-                let content = token
-                    .get("content")
-                    .and_then(Value::as_str)
-                    .ok_or_else(|| {
-                        Error::invalid_file(
-                            path,
-                            format!("`added_tokens_decoder` entry {id} has no \"content\" string"),
-                        )
-                    })?;
+                let content = token.get("content").and_then(Value::as_str).ok_or_else(|| {
+                    Error::invalid_file(path, format!("`added_tokens_decoder` entry {id} has no \"content\" string"))
+                })?;
                 added_tokens.push((id, content.to_string()));
             }
         }
-        Ok(TokenizerConfig {
-            options,
-            added_tokens,
-        })
+        Ok(TokenizerConfig { options, added_tokens })
     }
 
     /// Checks the `added_tokens_decoder` entries against the tokenizer built from spm.model:
     /// markers are recorded into `markers` (and not added), the other entries must be tokens
     /// the tokenizer already has with the same id (anything else is not implemented).
-    pub fn check_added_tokens(
-        &self,
-        path: &Path,
-        built: &Tokenizer,
-        markers: &mut [Option<u32>; 4],
-    ) -> Result<()> {
+    pub fn check_added_tokens(&self, path: &Path, built: &Tokenizer, markers: &mut [Option<u32>; 4]) -> Result<()> {
         for (id, content) in &self.added_tokens {
             if let Some(index) = MARKERS.iter().position(|m| m == content) {
                 markers[index] = Some(*id);
@@ -201,7 +169,9 @@ impl TokenizerConfig {
                 None => {
                     return Err(Error::unsupported(
                         path,
-                        format!("`added_tokens_decoder` adds {content:?} (id {id}): extra added tokens are not implemented"),
+                        format!(
+                            "`added_tokens_decoder` adds {content:?} (id {id}): extra added tokens are not implemented"
+                        ),
                     ))
                 }
             }
@@ -220,20 +190,13 @@ pub(crate) fn build(spm_path: &Path, options: &SpmOptions) -> Result<Tokenizer> 
 /// `precompiled_charsmap` can cause when the normalizer first runs) reported as an error.
 fn build_guarded(bytes: &[u8], path: &Path, options: &SpmOptions) -> Result<Tokenizer> {
     catch_unwind(AssertUnwindSafe(|| build_from_bytes(bytes, path, options))).unwrap_or_else(|_| {
-        Err(Error::invalid_file(
-            path,
-            "building the tokenizer failed (panicked): corrupt model data",
-        ))
+        Err(Error::invalid_file(path, "building the tokenizer failed (panicked): corrupt model data"))
     })
 }
 
 fn build_from_bytes(bytes: &[u8], path: &Path, options: &SpmOptions) -> Result<Tokenizer> {
-    let model = spm_proto::parse(bytes).map_err(|e| {
-        Error::invalid_file(
-            path,
-            format!("not a SentencePiece model (protobuf decoding failed: {e})"),
-        )
-    })?;
+    let model = spm_proto::parse(bytes)
+        .map_err(|e| Error::invalid_file(path, format!("not a SentencePiece model (protobuf decoding failed: {e})")))?;
     if model.model_type != 1 {
         return Err(Error::unsupported(
             path,
@@ -251,28 +214,12 @@ fn build_from_bytes(bytes: &[u8], path: &Path, options: &SpmOptions) -> Result<T
     }
     let pieces = &model.pieces;
     if pieces.is_empty() {
-        return Err(Error::invalid_file(
-            path,
-            "the SentencePiece model has no pieces",
-        ));
+        return Err(Error::invalid_file(path, "the SentencePiece model has no pieces"));
     }
-    let unk_id = usize::try_from(model.unk_id)
-        .ok()
-        .filter(|&id| id < pieces.len())
-        .ok_or_else(|| {
-            Error::invalid_file(
-                path,
-                format!(
-                    "unk_id {} is not the id of a piece ({} pieces)",
-                    model.unk_id,
-                    pieces.len()
-                ),
-            )
-        })?;
-    let vocab: Vec<(String, f64)> = pieces
-        .iter()
-        .map(|p| (p.piece.clone(), f64::from(p.score)))
-        .collect();
+    let unk_id = usize::try_from(model.unk_id).ok().filter(|&id| id < pieces.len()).ok_or_else(|| {
+        Error::invalid_file(path, format!("unk_id {} is not the id of a piece ({} pieces)", model.unk_id, pieces.len()))
+    })?;
+    let vocab: Vec<(String, f64)> = pieces.iter().map(|p| (p.piece.clone(), f64::from(p.score))).collect();
     let unigram = Unigram::from(vocab, Some(unk_id), false)
         .map_err(|e| Error::invalid_file(path, format!("cannot build the Unigram model: {e}")))?;
 
@@ -284,12 +231,8 @@ fn build_from_bytes(bytes: &[u8], path: &Path, options: &SpmOptions) -> Result<T
     let charsmap = model.precompiled_charsmap.as_slice();
     if !charsmap.is_empty() {
         check_charsmap(charsmap, path)?;
-        let precompiled = Precompiled::from(charsmap).map_err(|e| {
-            Error::invalid_file(
-                path,
-                format!("bad precompiled_charsmap in the normalizer spec: {e}"),
-            )
-        })?;
+        let precompiled = Precompiled::from(charsmap)
+            .map_err(|e| Error::invalid_file(path, format!("bad precompiled_charsmap in the normalizer spec: {e}")))?;
         normalizers.push(precompiled.into());
     }
     let collapse = Replace::new(ReplacePattern::Regex(" {2,}".into()), " ")
@@ -314,9 +257,7 @@ fn build_from_bytes(bytes: &[u8], path: &Path, options: &SpmOptions) -> Result<T
         .iter()
         .filter_map(|p| match p.kind {
             PieceType::Control => Some(AddedToken::from(p.piece.as_str(), true).normalized(false)),
-            PieceType::UserDefined => {
-                Some(AddedToken::from(p.piece.as_str(), false).normalized(false))
-            }
+            PieceType::UserDefined => Some(AddedToken::from(p.piece.as_str(), false).normalized(false)),
             _ => None,
         })
         .collect();
@@ -325,10 +266,7 @@ fn build_from_bytes(bytes: &[u8], path: &Path, options: &SpmOptions) -> Result<T
     // transformers: the special tokens not yet in the added vocabulary.
     let mut python_added: Vec<AddedToken> = Vec::new();
     for (_, content, normalized) in SPECIAL_TOKENS {
-        let present = tokenizer
-            .get_added_vocabulary()
-            .get_vocab()
-            .contains_key(content)
+        let present = tokenizer.get_added_vocabulary().get_vocab().contains_key(content)
             || python_added.iter().any(|t| t.content == content);
         if !present {
             python_added.push(AddedToken::from(content, true).normalized(normalized));
@@ -357,12 +295,8 @@ fn build_from_bytes(bytes: &[u8], path: &Path, options: &SpmOptions) -> Result<T
 /// trie as `u32` units, then the NUL-separated replacement strings), so that an obviously
 /// truncated or corrupt one is reported at load time rather than failing while encoding.
 fn check_charsmap(charsmap: &[u8], path: &Path) -> Result<()> {
-    let bad = |what: &str| {
-        Err(Error::invalid_file(
-            path,
-            format!("bad precompiled_charsmap in the normalizer spec: {what}"),
-        ))
-    };
+    let bad =
+        |what: &str| Err(Error::invalid_file(path, format!("bad precompiled_charsmap in the normalizer spec: {what}")));
     let Some(head) = charsmap.get(..4) else {
         return bad("shorter than its 4-byte header");
     };
@@ -392,13 +326,7 @@ mod tests {
         let c = parse(r#"{"do_lower_case": false, "vocab_type": "spm"}"#).unwrap();
         assert_eq!(c.options, SpmOptions::default());
         let c = parse(r#"{"do_lower_case": true, "split_by_punct": true}"#).unwrap();
-        assert_eq!(
-            c.options,
-            SpmOptions {
-                do_lower_case: true,
-                split_by_punct: true
-            }
-        );
+        assert_eq!(c.options, SpmOptions { do_lower_case: true, split_by_punct: true });
         let c = parse(r#"{"do_lower_case": null, "unk_token": {"content": "[UNK]"}}"#).unwrap();
         assert_eq!(c.options, SpmOptions::default());
     }
@@ -413,15 +341,9 @@ mod tests {
             (r#"{"mask_token": "<mask>"}"#, "mask_token"),
             (r#"{"unk_token": 3}"#, "unk_token"),
             (r#"{"tokenizer_class": "BertTokenizer"}"#, "tokenizer_class"),
-            (
-                r#"{"additional_special_tokens": ["<x>"]}"#,
-                "additional_special_tokens",
-            ),
+            (r#"{"additional_special_tokens": ["<x>"]}"#, "additional_special_tokens"),
             (r#"{"added_tokens_decoder": []}"#, "added_tokens_decoder"),
-            (
-                r#"{"added_tokens_decoder": {"x": {"content": "a"}}}"#,
-                "not an id",
-            ),
+            (r#"{"added_tokens_decoder": {"x": {"content": "a"}}}"#, "not an id"),
         ] {
             let err = parse(text).unwrap_err().to_string();
             assert!(err.contains("tokenizer_config.json"), "{text}: {err}");
@@ -457,14 +379,7 @@ mod tests {
     /// the given precompiled_charsmap.
     fn tiny_model(charsmap: &[u8]) -> Vec<u8> {
         let mut model = Vec::new();
-        for (text, kind) in [
-            ("[PAD]", 3),
-            ("[CLS]", 3),
-            ("[SEP]", 3),
-            ("[UNK]", 2),
-            ("▁a", 1),
-            ("b", 1),
-        ] {
+        for (text, kind) in [("[PAD]", 3), ("[CLS]", 3), ("[SEP]", 3), ("[UNK]", 2), ("▁a", 1), ("b", 1)] {
             let mut piece = Vec::new();
             field(1, text.as_bytes(), &mut piece);
             varint(2 << 3 | 5, &mut piece);
@@ -489,11 +404,7 @@ mod tests {
     fn tiny_model_builds() {
         let path = Path::new("spm.model");
         let tok = build_guarded(&tiny_model(&[]), path, &SpmOptions::default()).unwrap();
-        let ids = tok
-            .encode_fast("a b [MASK] c", true)
-            .unwrap()
-            .get_ids()
-            .to_vec();
+        let ids = tok.encode_fast("a b [MASK] c", true).unwrap().get_ids().to_vec();
         // [MASK] gets the next id after the 6 pieces; "c" is unknown; "▁" alone too.
         assert_eq!(ids, [1, 4, 3, 5, 6, 3, 2]);
     }
@@ -503,32 +414,19 @@ mod tests {
         // Passes the structural checks, but its trie points far out of bounds.
         let charsmap = [4, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, b'x', 0];
         assert!(check_charsmap(&charsmap, Path::new("spm.model")).is_ok());
-        let result = build_guarded(
-            &tiny_model(&charsmap),
-            Path::new("spm.model"),
-            &SpmOptions::default(),
-        );
+        let result = build_guarded(&tiny_model(&charsmap), Path::new("spm.model"), &SpmOptions::default());
         let err = result.unwrap_err().to_string();
         assert!(err.contains("spm.model"), "{err}");
     }
 
     #[test]
     fn garbage_is_not_a_model() {
-        let err = build_from_bytes(
-            b"\xff\xff\xff\xff garbage",
-            Path::new("spm.model"),
-            &SpmOptions::default(),
-        )
-        .unwrap_err()
-        .to_string();
-        assert!(
-            err.contains("spm.model") && err.contains("SentencePiece"),
-            "{err}"
-        );
-        // An empty protobuf message decodes fine but has no pieces.
-        let err = build_from_bytes(b"", Path::new("spm.model"), &SpmOptions::default())
+        let err = build_from_bytes(b"\xff\xff\xff\xff garbage", Path::new("spm.model"), &SpmOptions::default())
             .unwrap_err()
             .to_string();
+        assert!(err.contains("spm.model") && err.contains("SentencePiece"), "{err}");
+        // An empty protobuf message decodes fine but has no pieces.
+        let err = build_from_bytes(b"", Path::new("spm.model"), &SpmOptions::default()).unwrap_err().to_string();
         assert!(err.contains("no pieces"), "{err}");
     }
 }

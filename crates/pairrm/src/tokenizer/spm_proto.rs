@@ -105,11 +105,7 @@ impl<'a> Fields<'a> {
     }
 
     fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
-        let end = self
-            .pos
-            .checked_add(n)
-            .filter(|&e| e <= self.data.len())
-            .ok_or("truncated field")?;
+        let end = self.pos.checked_add(n).filter(|&e| e <= self.data.len()).ok_or("truncated field")?;
         let bytes = &self.data[self.pos..end];
         self.pos = end;
         Ok(bytes)
@@ -148,23 +144,15 @@ impl<'a> Fields<'a> {
 
 /// Parses a serialized `ModelProto`. Errors describe what is malformed.
 pub(crate) fn parse(data: &[u8]) -> Result<SpmModel, String> {
-    let mut model = SpmModel {
-        pieces: Vec::new(),
-        model_type: 1,
-        unk_id: 0,
-        precompiled_charsmap: Vec::new(),
-    };
+    let mut model = SpmModel { pieces: Vec::new(), model_type: 1, unk_id: 0, precompiled_charsmap: Vec::new() };
     let mut fields = Fields::new(data);
     while let Some((number, value)) = fields.next_field()? {
         match (number, value) {
             (1, Value::Bytes(bytes)) => {
-                let piece =
-                    parse_piece(bytes).map_err(|e| format!("piece {}: {e}", model.pieces.len()))?;
+                let piece = parse_piece(bytes).map_err(|e| format!("piece {}: {e}", model.pieces.len()))?;
                 model.pieces.push(piece);
             }
-            (2, Value::Bytes(bytes)) => {
-                parse_trainer(bytes, &mut model).map_err(|e| format!("trainer_spec: {e}"))?
-            }
+            (2, Value::Bytes(bytes)) => parse_trainer(bytes, &mut model).map_err(|e| format!("trainer_spec: {e}"))?,
             (3, Value::Bytes(bytes)) => {
                 parse_normalizer(bytes, &mut model).map_err(|e| format!("normalizer_spec: {e}"))?
             }
@@ -175,11 +163,7 @@ pub(crate) fn parse(data: &[u8]) -> Result<SpmModel, String> {
 }
 
 fn parse_piece(data: &[u8]) -> Result<Piece, String> {
-    let mut piece = Piece {
-        piece: String::new(),
-        score: 0.0,
-        kind: PieceType::Normal,
-    };
+    let mut piece = Piece { piece: String::new(), score: 0.0, kind: PieceType::Normal };
     let mut fields = Fields::new(data);
     while let Some((number, value)) = fields.next_field()? {
         match (number, value) {
@@ -275,14 +259,7 @@ mod tests {
         );
         let parsed = parse(&model).unwrap();
         assert_eq!(parsed.pieces.len(), 3);
-        assert_eq!(
-            parsed.pieces[0],
-            Piece {
-                piece: "[PAD]".into(),
-                score: 0.0,
-                kind: PieceType::Control
-            }
-        );
+        assert_eq!(parsed.pieces[0], Piece { piece: "[PAD]".into(), score: 0.0, kind: PieceType::Control });
         assert_eq!(parsed.pieces[1].score, -1.5);
         assert_eq!(parsed.pieces[2].kind, PieceType::Normal);
         assert_eq!(parsed.unk_id, -1);
@@ -295,9 +272,7 @@ mod tests {
         let empty = parse(&[]).unwrap();
         assert!(empty.pieces.is_empty());
         assert_eq!((empty.model_type, empty.unk_id), (1, 0));
-        assert!(parse(&[0x0a, 0x05, b'a'])
-            .unwrap_err()
-            .contains("truncated"));
+        assert!(parse(&[0x0a, 0x05, b'a']).unwrap_err().contains("truncated"));
         assert!(parse(&[0xff; 12]).is_err());
         assert!(parse(&[0x0b]).unwrap_err().contains("wire type"));
         let mut bad = Vec::new();

@@ -1,0 +1,68 @@
+//! Arguments shared by the commands: which model, and where lines come from and go.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+use pairrm::checkpoint::OpenOptions;
+use pairrm::{Engine, EngineOptions};
+
+/// Which model to load and how to run it.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ModelArgs {
+    /// A local checkpoint directory (either layout) or a hub id such as `llm-blender/PairRM`
+    /// (read from the Hugging Face cache).
+    #[arg(long, short = 'm', env = "PAIRRM_MODEL")]
+    pub model: String,
+    /// Hub revision (branch, tag or commit) when `--model` is a hub id.
+    #[arg(long)]
+    pub revision: Option<String>,
+    /// Override the checkpoint's source token limit.
+    #[arg(long)]
+    pub source_max_length: Option<usize>,
+    /// Override the checkpoint's candidate token limit.
+    #[arg(long)]
+    pub candidate_max_length: Option<usize>,
+    /// Worker threads (0: one per core).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Most tokens in one forward batch.
+    #[arg(long, default_value_t = EngineOptions::default().max_batch_tokens)]
+    pub max_batch_tokens: usize,
+}
+
+impl ModelArgs {
+    /// Loads the engine, with the file or setting at fault named on error.
+    pub fn load(&self) -> anyhow::Result<Engine> {
+        let start = Instant::now();
+        let open = OpenOptions {
+            revision: self.revision.clone(),
+            source_max_length: self.source_max_length,
+            candidate_max_length: self.candidate_max_length,
+            ..Default::default()
+        };
+        let options = EngineOptions {
+            threads: self.threads,
+            max_batch_tokens: self.max_batch_tokens.max(1),
+            ..Default::default()
+        };
+        let engine =
+            Engine::load(&self.model, &open, options).with_context(|| format!("loading model {}", self.model))?;
+        tracing::info!(model = %self.model, threads = engine.threads(), elapsed = ?start.elapsed(), "model loaded");
+        Ok(engine)
+    }
+}
+
+/// Where the JSON lines come from and go.
+#[derive(clap::Args, Debug, Clone)]
+pub struct IoArgs {
+    /// Read JSON lines from this file instead of stdin.
+    #[arg(long, short = 'i')]
+    pub input: Option<PathBuf>,
+    /// Write JSON lines to this file instead of stdout.
+    #[arg(long, short = 'o')]
+    pub output: Option<PathBuf>,
+    /// Never show a progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+}

@@ -1,0 +1,5 @@
+//! The subcommands.
+
+pub mod compare;
+pub mod encode;
+pub mod rank;

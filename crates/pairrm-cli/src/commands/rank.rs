@@ -1,0 +1,197 @@
+//! `pairrm rank`: scores and ranks of each line's candidates (full matrix or against a
+//! reference), or the best (worst) one by a seeded bubble pass.
+
+use pairrm::judge::{rank, rank_with_ref, select_n, RankRequest, RankWithRefRequest, Reference, SelectMethod, Target};
+use pairrm::Engine;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::args::{IoArgs, ModelArgs};
+use crate::jsonl::{self, LineJob, Outcome};
+use crate::progress::Progress;
+
+/// How candidates are ranked.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Strategy {
+    /// All n·(n−1) comparisons: the reference's scores and ranks.
+    Full,
+    /// One bubble pass over a seeded random order (2·(n−1) comparisons): the best candidate only.
+    Bubble,
+}
+
+/// The reference candidate modes of `--reference`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReferenceMode {
+    /// The longest candidate (first of equals).
+    Longest,
+    /// The shortest candidate (first of equals).
+    Shortest,
+    /// The median-length candidate.
+    Median,
+    /// The first candidate.
+    First,
+    /// The last candidate.
+    Last,
+}
+
+impl From<ReferenceMode> for Reference {
+    fn from(m: ReferenceMode) -> Self {
+        match m {
+            ReferenceMode::Longest => Reference::Longest,
+            ReferenceMode::Shortest => Reference::Shortest,
+            ReferenceMode::Median => Reference::Median,
+            ReferenceMode::First => Reference::First,
+            ReferenceMode::Last => Reference::Last,
+        }
+    }
+}
+
+/// Arguments of `pairrm rank`.
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    model: ModelArgs,
+    #[command(flatten)]
+    io: IoArgs,
+    /// `full`: scores and ranks; `bubble`: the best candidate by one seeded bubble pass.
+    #[arg(long, value_enum, default_value = "full")]
+    strategy: Strategy,
+    /// Seed of the bubble order (the same seed gives the same order everywhere).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// With `--strategy bubble`: find the worst candidate instead of the best.
+    #[arg(long)]
+    worst: bool,
+    /// Rank against a reference candidate instead of the full matrix. A line's own `"reference"`
+    /// (a reference text) or `"reference_mode"` takes precedence.
+    #[arg(long, value_enum)]
+    reference: Option<ReferenceMode>,
+}
+
+/// A rank line.
+#[derive(Deserialize)]
+struct Line {
+    #[serde(flatten)]
+    request: RankRequest,
+    /// A given reference text.
+    #[serde(default)]
+    reference: Option<String>,
+    /// A reference mode (`longest`, `shortest`, `median`, `first`, `last`).
+    #[serde(default)]
+    reference_mode: Option<Reference>,
+}
+
+/// A parsed line: plain full rank, rank against a reference, or bubble selection.
+pub struct Request {
+    request: RankRequest,
+    reference: Option<Reference>,
+}
+
+/// The result line.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Output {
+    Ranked { scores: Vec<f32>, ranks: Vec<usize> },
+    Best { best: usize, order: Vec<usize> },
+    Worst { worst: usize, order: Vec<usize> },
+}
+
+struct Job {
+    engine: Engine,
+    strategy: Strategy,
+    seed: u64,
+    worst: bool,
+    reference: Option<Reference>,
+}
+
+impl LineJob for Job {
+    type Request = Request;
+    type Output = Output;
+
+    fn parse(&self, value: Value) -> Result<Request, String> {
+        let line: Line = serde_json::from_value(value).map_err(|e| e.to_string())?;
+        let line_reference = match (line.reference, line.reference_mode) {
+            (Some(_), Some(_)) => return Err("give either `reference` or `reference_mode`, not both".into()),
+            (Some(text), None) => Some(Reference::Given(text)),
+            (None, Some(Reference::Given(_))) => return Err("`reference_mode` must be a mode name".into()),
+            (None, mode) => mode,
+        };
+        let reference = line_reference.or_else(|| self.reference.clone());
+        if reference.is_some() && self.strategy == Strategy::Bubble {
+            return Err("a reference cannot be used with --strategy bubble".into());
+        }
+        Ok(Request { request: line.request, reference })
+    }
+
+    fn passes(&self, r: &Request) -> usize {
+        let n = r.request.candidates.len();
+        match (self.strategy, &r.reference) {
+            (_, Some(_)) => 2 * n,
+            (Strategy::Full, None) => n * n.saturating_sub(1),
+            (Strategy::Bubble, None) => 2 * n.saturating_sub(1),
+        }
+    }
+
+    fn process(&self, requests: Vec<Request>, progress: &Progress) -> Vec<Result<Output, String>> {
+        let scorer = self.engine.scorer(progress.call_options());
+        let (with_ref, plain): (Vec<(usize, Request)>, Vec<(usize, Request)>) =
+            requests.into_iter().enumerate().partition(|(_, r)| r.reference.is_some());
+        let mut results: Vec<Option<Result<Output, String>>> =
+            (0..with_ref.len() + plain.len()).map(|_| None).collect();
+
+        let ref_requests: Vec<RankWithRefRequest> = with_ref
+            .iter()
+            .map(|(_, r)| RankWithRefRequest {
+                request: r.request.clone(),
+                reference: r.reference.clone().expect("partitioned"),
+            })
+            .collect();
+        for ((i, _), res) in with_ref.iter().zip(rank_with_ref(&scorer, &ref_requests)) {
+            results[*i] =
+                Some(res.map(|r| Output::Ranked { scores: r.scores, ranks: r.ranks }).map_err(|e| e.to_string()));
+        }
+
+        let plain_requests: Vec<RankRequest> = plain.iter().map(|(_, r)| r.request.clone()).collect();
+        let outputs: Vec<Result<Output, String>> = match self.strategy {
+            Strategy::Full => rank(&scorer, &plain_requests)
+                .into_iter()
+                .map(|r| r.map(|r| Output::Ranked { scores: r.scores, ranks: r.ranks }).map_err(|e| e.to_string()))
+                .collect(),
+            Strategy::Bubble => {
+                let target = if self.worst { Target::Worst } else { Target::Best };
+                select_n(&scorer, &plain_requests, target, SelectMethod::Bubble, self.seed)
+                    .into_iter()
+                    .map(|r| {
+                        r.map(|s| {
+                            if self.worst {
+                                Output::Worst { worst: s.index, order: s.order }
+                            } else {
+                                Output::Best { best: s.index, order: s.order }
+                            }
+                        })
+                        .map_err(|e| e.to_string())
+                    })
+                    .collect()
+            }
+        };
+        for ((i, _), out) in plain.iter().zip(outputs) {
+            results[*i] = Some(out);
+        }
+        results.into_iter().map(|r| r.expect("every request has a result")).collect()
+    }
+}
+
+/// Runs `pairrm rank`.
+pub fn run(args: Args) -> anyhow::Result<Outcome> {
+    if args.worst && args.strategy != Strategy::Bubble {
+        anyhow::bail!("--worst needs --strategy bubble (full ranks already order every candidate)");
+    }
+    let job = Job {
+        engine: args.model.load()?,
+        strategy: args.strategy,
+        seed: args.seed,
+        worst: args.worst,
+        reference: args.reference.map(Reference::from),
+    };
+    jsonl::run(&args.io, &job)
+}

@@ -1,0 +1,197 @@
+//! The JSON-lines loop shared by the commands: read lines (streaming, in chunks), parse each,
+//! score the chunk at once, write one result line per input line in order, with an
+//! `{"error": "..."}` record in place of any line that failed.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::args::IoArgs;
+use crate::progress::Progress;
+
+/// Forward passes gathered before a chunk is scored (more lines: better batches, later output).
+const CHUNK_PASSES: usize = 256;
+/// Lines gathered at most before a chunk is scored.
+const CHUNK_LINES: usize = 1024;
+
+/// What a command did.
+pub struct Outcome {
+    /// Lines that failed (an error record was written for each).
+    pub failed: usize,
+}
+
+impl Outcome {
+    /// Non-zero when any line failed.
+    pub fn exit_code(&self) -> ExitCode {
+        if self.failed > 0 {
+            ExitCode::from(1)
+        } else {
+            ExitCode::SUCCESS
+        }
+    }
+}
+
+/// One command's line handling.
+pub trait LineJob {
+    /// A parsed line.
+    type Request;
+    /// The result written for a line.
+    type Output: Serialize;
+    /// Parses one JSON value; the error is the reason, shown as `line N: reason`.
+    fn parse(&self, value: Value) -> Result<Self::Request, String>;
+    /// Forward passes the request needs (for chunking and progress).
+    fn passes(&self, request: &Self::Request) -> usize;
+    /// Scores a chunk of requests at once, one result per request.
+    fn process(&self, requests: Vec<Self::Request>, progress: &Progress) -> Vec<Result<Self::Output, String>>;
+}
+
+enum Line<R> {
+    Ok(R),
+    Err(String),
+}
+
+/// Runs `job` over the input lines.
+pub fn run<J: LineJob>(io: &IoArgs, job: &J) -> anyhow::Result<Outcome> {
+    let (reader, total): (Box<dyn BufRead>, Option<usize>) = match &io.input {
+        Some(path) => {
+            let total = count_passes(path, job)?;
+            let f = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+            (Box::new(BufReader::new(f)), Some(total))
+        }
+        None => (Box::new(BufReader::new(std::io::stdin().lock())), None),
+    };
+    let mut out: Box<dyn Write> = match &io.output {
+        Some(path) => {
+            Box::new(BufWriter::new(File::create(path).with_context(|| format!("creating {}", path.display()))?))
+        }
+        None => Box::new(BufWriter::new(std::io::stdout().lock())),
+    };
+    let progress = Progress::new(total, io.no_progress);
+    let mut outcome = Outcome { failed: 0 };
+    let mut chunk: Vec<Line<J::Request>> = vec![];
+    let mut chunk_passes = 0;
+    let mut lines = RawLines { reader, number: 0 };
+    while let Some((number, raw)) = lines.next_line()? {
+        let line = match parse_line(job, raw) {
+            Ok(r) => {
+                chunk_passes += job.passes(&r);
+                Line::Ok(r)
+            }
+            Err(e) => Line::Err(format!("line {number}: {e}")),
+        };
+        chunk.push(line);
+        if chunk_passes >= CHUNK_PASSES || chunk.len() >= CHUNK_LINES {
+            flush_chunk(
+                job,
+                std::mem::take(&mut chunk),
+                chunk_passes,
+                &progress,
+                &mut out,
+                &mut outcome,
+                lines.number,
+            )?;
+            chunk_passes = 0;
+        }
+    }
+    flush_chunk(job, chunk, chunk_passes, &progress, &mut out, &mut outcome, lines.number)?;
+    progress.finish();
+    out.flush().context("writing output")?;
+    if outcome.failed > 0 {
+        tracing::warn!(failed = outcome.failed, "some lines failed");
+    }
+    Ok(outcome)
+}
+
+fn parse_line<J: LineJob>(job: &J, raw: Vec<u8>) -> Result<J::Request, String> {
+    let text = String::from_utf8(raw).map_err(|_| "not valid UTF-8".to_string())?;
+    let text = text.trim_end_matches(['\n', '\r']);
+    if text.trim().is_empty() {
+        return Err("empty line".into());
+    }
+    let value: Value = serde_json::from_str(text).map_err(|e| format!("invalid JSON: {e}"))?;
+    if !value.is_object() {
+        return Err("expected a JSON object".into());
+    }
+    job.parse(value)
+}
+
+fn flush_chunk<J: LineJob>(
+    job: &J,
+    chunk: Vec<Line<J::Request>>,
+    passes: usize,
+    progress: &Progress,
+    out: &mut dyn Write,
+    outcome: &mut Outcome,
+    last_line: usize,
+) -> anyhow::Result<()> {
+    if chunk.is_empty() {
+        return Ok(());
+    }
+    progress.plan(passes);
+    let first_line = last_line + 1 - chunk.len();
+    let mut slots: Vec<Option<Result<J::Output, String>>> = Vec::with_capacity(chunk.len());
+    let mut requests = vec![];
+    let mut positions = vec![];
+    for (i, line) in chunk.into_iter().enumerate() {
+        match line {
+            Line::Ok(r) => {
+                positions.push(i);
+                requests.push(r);
+                slots.push(None);
+            }
+            Line::Err(e) => slots.push(Some(Err(e))),
+        }
+    }
+    let results = job.process(requests, progress);
+    for (pos, result) in positions.into_iter().zip(results) {
+        slots[pos] = Some(result.map_err(|e| format!("line {}: {e}", first_line + pos)));
+    }
+    for slot in slots {
+        let line = match slot.expect("every line has a result") {
+            Ok(v) => serde_json::to_string(&v).context("serializing a result")?,
+            Err(e) => {
+                outcome.failed += 1;
+                serde_json::to_string(&serde_json::json!({ "error": e })).expect("a string serializes")
+            }
+        };
+        writeln!(out, "{line}").context("writing output")?;
+    }
+    out.flush().context("writing output")?;
+    progress.lines_done(last_line);
+    Ok(())
+}
+
+/// Counts the forward passes of an input file (for the progress bar), parsing each line once.
+fn count_passes<J: LineJob>(path: &std::path::Path, job: &J) -> anyhow::Result<usize> {
+    let f = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut lines = RawLines { reader: Box::new(BufReader::new(f)), number: 0 };
+    let mut total = 0;
+    while let Some((_, raw)) = lines.next_line()? {
+        if let Ok(r) = parse_line(job, raw) {
+            total += job.passes(&r);
+        }
+    }
+    Ok(total)
+}
+
+/// Lines as raw bytes (a line that is not UTF-8 is an error record, not a fatal error).
+struct RawLines {
+    reader: Box<dyn BufRead>,
+    number: usize,
+}
+
+impl RawLines {
+    fn next_line(&mut self) -> anyhow::Result<Option<(usize, Vec<u8>)>> {
+        let mut buf = vec![];
+        let n = self.reader.read_until(b'\n', &mut buf).context("reading input")?;
+        if n == 0 {
+            return Ok(None);
+        }
+        self.number += 1;
+        Ok(Some((self.number, buf)))
+    }
+}
