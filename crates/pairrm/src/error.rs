@@ -52,9 +52,47 @@ pub enum Error {
     /// A download or hub request failed.
     #[error("hub: {0}")]
     Hub(String),
+    /// Files of a hub repo are not in the local Hugging Face cache. Nothing is downloaded
+    /// implicitly; a downloader can catch this error, fetch `missing` and retry.
+    #[error("{}", not_in_cache_message(.repo, .revision, .cache_dir, .missing, .reason))]
+    NotInCache {
+        /// The repo id (`org/name`).
+        repo: String,
+        /// The revision asked for (branch, tag or commit).
+        revision: String,
+        /// The cache directory searched.
+        cache_dir: PathBuf,
+        /// The files missing (`a or b` for alternatives); empty when the whole revision is absent.
+        missing: Vec<String>,
+        /// More detail (what exactly was looked for), starting with a space, or empty.
+        reason: String,
+    },
     /// The work was cancelled before it finished.
     #[error("cancelled")]
     Cancelled,
+}
+
+fn not_in_cache_message(
+    repo: &str,
+    revision: &str,
+    cache_dir: &Path,
+    missing: &[String],
+    reason: &str,
+) -> String {
+    let what = match missing {
+        [] => format!("{repo}@{revision} is"),
+        [one] => format!("{one} of {repo}@{revision} is"),
+        many => format!("{} of {repo}@{revision} are", many.join(", ")),
+    };
+    let rev = if revision == "main" {
+        String::new()
+    } else {
+        format!(" --revision {revision}")
+    };
+    format!(
+        "{what} not in the Hugging Face cache at {}{reason}; run `pairrm download {repo}{rev}` or check HF_HUB_OFFLINE",
+        cache_dir.display()
+    )
 }
 
 /// The library's result type.

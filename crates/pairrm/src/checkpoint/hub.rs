@@ -1,0 +1,403 @@
+//! Hub ids (`org/name`) resolved through the standard Hugging Face cache, offline.
+//!
+//! The cache layout is the one `huggingface_hub` writes:
+//!
+//! ```text
+//! <cache>/models--<org>--<name>/
+//!     refs/<revision>          # a file holding the commit hash the revision points to
+//!     snapshots/<commit>/...   # the repo's files at that commit (usually symlinks into blobs/)
+//!     blobs/<sha>
+//! ```
+//!
+//! `<cache>` is `HF_HUB_CACHE` (or the older `HUGGINGFACE_HUB_CACHE`), else `HF_HOME/hub`, else
+//! `$XDG_CACHE_HOME/huggingface/hub`, else `~/.cache/huggingface/hub` — the same rules as
+//! `huggingface_hub`, so models downloaded by Python tools are found.
+//!
+//! This module never touches the network. Files are asked for through [`SnapshotSource`]:
+//! [`HubCache`] answers from the cache alone, with [`Error::NotInCache`] naming what is missing;
+//! a downloader can implement the same trait (fetch what the cache lacks, then answer from the
+//! cache) and be handed to [`super::Checkpoint::open_with`].
+
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// The revision used when none is given.
+pub const DEFAULT_REVISION: &str = "main";
+
+/// Which files of a repo are wanted from a snapshot.
+///
+/// A cache-only source checks that `required` files and one file of each `one_of` group are
+/// present; a downloader fetches them (trying each group's names in order) plus whichever
+/// `optional` files the repo has.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FileRequest {
+    /// Files that must be present.
+    pub required: Vec<String>,
+    /// Groups of alternatives, most preferred first: at least one of each group must be present.
+    pub one_of: Vec<Vec<String>>,
+    /// Files used when present.
+    pub optional: Vec<String>,
+}
+
+impl FileRequest {
+    /// A request for `files`, all required.
+    pub fn required(files: &[&str]) -> Self {
+        FileRequest {
+            required: files.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        }
+    }
+
+    /// Adds a group of alternatives (most preferred first).
+    pub fn one_of(mut self, files: &[&str]) -> Self {
+        self.one_of
+            .push(files.iter().map(|s| s.to_string()).collect());
+        self
+    }
+
+    /// Adds optional files.
+    pub fn optional(mut self, files: &[&str]) -> Self {
+        self.optional.extend(files.iter().map(|s| s.to_string()));
+        self
+    }
+
+    /// The files missing from `dir` (for a group: its preferred name), empty if the request is
+    /// satisfied.
+    pub fn missing_in(&self, dir: &Path) -> Vec<String> {
+        let mut missing: Vec<String> = self
+            .required
+            .iter()
+            .filter(|f| !dir.join(f).is_file())
+            .cloned()
+            .collect();
+        for group in &self.one_of {
+            if !group.iter().any(|f| dir.join(f).is_file()) {
+                missing.push(group.join(" or "));
+            }
+        }
+        missing
+    }
+
+    /// The files a source should make sure of when nothing is there yet: every required file and
+    /// every group (as "a or b").
+    fn all_needed(&self) -> Vec<String> {
+        let mut v = self.required.clone();
+        v.extend(self.one_of.iter().map(|g| g.join(" or ")));
+        v
+    }
+}
+
+/// Provides local snapshot directories of hub repos.
+pub trait SnapshotSource {
+    /// The directory holding the files of `repo` at `revision`, with at least what `request`
+    /// asks for; an error (for the cache: [`Error::NotInCache`]) when they cannot be had.
+    fn snapshot(&self, repo: &str, revision: &str, request: &FileRequest) -> Result<PathBuf>;
+}
+
+/// The Hugging Face cache directory according to the environment variables read by `get`
+/// (`HF_HUB_CACHE`, `HUGGINGFACE_HUB_CACHE`, `HF_HOME`, `XDG_CACHE_HOME`, `HOME`); `None` when
+/// none of them gives one. A leading `~/` is expanded.
+pub fn cache_dir_from(get: impl Fn(&str) -> Option<String>) -> Option<PathBuf> {
+    let var = |k: &str| get(k).filter(|v| !v.is_empty());
+    let home = var("HOME").or_else(|| var("USERPROFILE"));
+    let expand = |v: String| -> Option<PathBuf> {
+        match v.strip_prefix("~/").or_else(|| (v == "~").then_some("")) {
+            Some(rest) => home.as_ref().map(|h| Path::new(h).join(rest)),
+            None => Some(PathBuf::from(v)),
+        }
+    };
+    if let Some(v) = var("HF_HUB_CACHE").or_else(|| var("HUGGINGFACE_HUB_CACHE")) {
+        return expand(v);
+    }
+    let hf_home = match var("HF_HOME") {
+        Some(v) => expand(v)?,
+        None => match var("XDG_CACHE_HOME") {
+            Some(v) => expand(v)?.join("huggingface"),
+            None => Path::new(home.as_ref()?).join(".cache").join("huggingface"),
+        },
+    };
+    Some(hf_home.join("hub"))
+}
+
+/// [`cache_dir_from`] the process environment.
+pub fn cache_dir_from_env() -> Option<PathBuf> {
+    cache_dir_from(|k| std::env::var(k).ok())
+}
+
+/// Whether `HF_HUB_OFFLINE` asks for no network access (`1`, `true`, `yes`, `on`, any case), as
+/// `huggingface_hub` reads it. This module never uses the network either way; downloaders must
+/// check this.
+pub fn offline_from_env() -> bool {
+    std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| {
+        matches!(
+            v.trim().to_ascii_lowercase().as_str(),
+            "1" | "true" | "yes" | "on"
+        )
+    })
+}
+
+/// Whether `s` is a hub repo id: `name` or `org/name`, each part made of ASCII letters, digits,
+/// `-`, `_` and `.`, not starting with `.` or `-` and without `..`.
+pub fn is_repo_id(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('/').collect();
+    parts.len() <= 2
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.len() <= 96
+                && !p.starts_with(['.', '-'])
+                && !p.contains("..")
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        })
+}
+
+/// The cache folder name of a model repo: `org/name` → `models--org--name`.
+pub fn repo_folder_name(repo: &str) -> String {
+    format!("models--{}", repo.replace('/', "--"))
+}
+
+/// Whether `revision` is a full commit hash (40 hex digits).
+pub fn is_commit_hash(revision: &str) -> bool {
+    revision.len() == 40 && revision.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// A revision is used as a relative path under `refs/`: refuse anything that could leave it.
+fn is_safe_revision(revision: &str) -> bool {
+    !revision.is_empty()
+        && !revision.starts_with('/')
+        && !revision.contains('\\')
+        && revision
+            .split('/')
+            .all(|c| !c.is_empty() && c != "." && c != "..")
+}
+
+/// The Hugging Face hub cache, read-only and offline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HubCache {
+    dir: PathBuf,
+}
+
+impl HubCache {
+    /// The cache at `dir` (the directory holding the `models--*` folders).
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        HubCache { dir: dir.into() }
+    }
+
+    /// The cache the environment points to (see [`cache_dir_from`]).
+    pub fn from_env() -> Result<Self> {
+        cache_dir_from_env()
+            .map(HubCache::new)
+            .ok_or_else(|| Error::Hub("cannot locate the Hugging Face cache: set HF_HUB_CACHE or HF_HOME (HOME is not set)".into()))
+    }
+
+    /// The cache directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The folder of `repo` in the cache (which may not exist).
+    pub fn repo_dir(&self, repo: &str) -> PathBuf {
+        self.dir.join(repo_folder_name(repo))
+    }
+
+    fn not_cached(
+        &self,
+        repo: &str,
+        revision: &str,
+        missing: Vec<String>,
+        reason: String,
+    ) -> Error {
+        Error::NotInCache {
+            repo: repo.to_string(),
+            revision: revision.to_string(),
+            cache_dir: self.dir.clone(),
+            missing,
+            reason,
+        }
+    }
+
+    fn check_ids(&self, repo: &str, revision: &str) -> Result<()> {
+        if !is_repo_id(repo) {
+            return Err(Error::model(
+                repo,
+                "not a valid hub repo id (expected `org/name`)",
+            ));
+        }
+        if !is_safe_revision(revision) {
+            return Err(Error::model(repo, format!("invalid revision {revision:?}")));
+        }
+        Ok(())
+    }
+
+    /// The commit hash `revision` of `repo` points to: the revision itself if it is a commit
+    /// hash, else the content of `refs/<revision>`.
+    pub fn resolve_commit(&self, repo: &str, revision: &str) -> Result<String> {
+        self.check_ids(repo, revision)?;
+        if is_commit_hash(revision) {
+            return Ok(revision.to_ascii_lowercase());
+        }
+        let repo_dir = self.repo_dir(repo);
+        let ref_path = repo_dir.join("refs").join(revision);
+        let everything = Vec::new;
+        if !repo_dir.is_dir() {
+            return Err(self.not_cached(repo, revision, everything(), String::new()));
+        }
+        let text = match std::fs::read_to_string(&ref_path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(self.not_cached(
+                    repo,
+                    revision,
+                    everything(),
+                    format!(
+                        " (no {}: revision {revision} was never downloaded)",
+                        ref_path.display()
+                    ),
+                ))
+            }
+            Err(e) => return Err(Error::io(&ref_path, e)),
+        };
+        let commit = text.trim();
+        if commit.is_empty() || !commit.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(Error::invalid_file(
+                &ref_path,
+                format!("does not hold a commit hash: {commit:?}"),
+            ));
+        }
+        Ok(commit.to_string())
+    }
+
+    /// The snapshot directory of `repo` at `revision`, if it is in the cache.
+    pub fn snapshot_dir(&self, repo: &str, revision: &str) -> Result<PathBuf> {
+        let commit = self.resolve_commit(repo, revision)?;
+        let dir = self.repo_dir(repo).join("snapshots").join(&commit);
+        if !dir.is_dir() {
+            return Err(self.not_cached(
+                repo,
+                revision,
+                Vec::new(),
+                format!(" (no snapshot {})", dir.display()),
+            ));
+        }
+        Ok(dir)
+    }
+
+    /// The path of `file` of `repo` at `revision` in the cache.
+    pub fn file(&self, repo: &str, revision: &str, file: &str) -> Result<PathBuf> {
+        let dir = self.snapshot(repo, revision, &FileRequest::required(&[file]))?;
+        Ok(dir.join(file))
+    }
+}
+
+impl SnapshotSource for HubCache {
+    fn snapshot(&self, repo: &str, revision: &str, request: &FileRequest) -> Result<PathBuf> {
+        let dir = match self.snapshot_dir(repo, revision) {
+            Ok(dir) => dir,
+            Err(Error::NotInCache {
+                repo,
+                revision,
+                cache_dir,
+                reason,
+                ..
+            }) => {
+                return Err(Error::NotInCache {
+                    repo,
+                    revision,
+                    cache_dir,
+                    missing: request.all_needed(),
+                    reason,
+                })
+            }
+            Err(e) => return Err(e),
+        };
+        let missing = request.missing_in(&dir);
+        if !missing.is_empty() {
+            return Err(self.not_cached(
+                repo,
+                revision,
+                missing,
+                format!(" (snapshot {})", dir.display()),
+            ));
+        }
+        Ok(dir)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let m: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| m.get(k).cloned()
+    }
+
+    #[test]
+    fn cache_dir_rules() {
+        let home = [("HOME", "/home/u")];
+        assert_eq!(
+            cache_dir_from(env(&home)),
+            Some("/home/u/.cache/huggingface/hub".into())
+        );
+        assert_eq!(
+            cache_dir_from(env(&[("HOME", "/home/u"), ("XDG_CACHE_HOME", "/x")])),
+            Some("/x/huggingface/hub".into())
+        );
+        assert_eq!(
+            cache_dir_from(env(&[("HOME", "/home/u"), ("HF_HOME", "~/hf")])),
+            Some("/home/u/hf/hub".into())
+        );
+        assert_eq!(
+            cache_dir_from(env(&[
+                ("HOME", "/h"),
+                ("HF_HOME", "/hf"),
+                ("HF_HUB_CACHE", "/c")
+            ])),
+            Some("/c".into())
+        );
+        assert_eq!(
+            cache_dir_from(env(&[("HUGGINGFACE_HUB_CACHE", "/old")])),
+            Some("/old".into())
+        );
+        assert_eq!(
+            cache_dir_from(env(&[("HF_HUB_CACHE", ""), ("HF_HOME", "/hf")])),
+            Some("/hf/hub".into())
+        );
+        assert_eq!(cache_dir_from(env(&[])), None);
+    }
+
+    #[test]
+    fn ids() {
+        assert!(is_repo_id("llm-blender/PairRM"));
+        assert!(is_repo_id("gpt2"));
+        assert!(is_repo_id("microsoft/deberta-v3-large"));
+        for bad in [
+            "",
+            "a/b/c",
+            "../x",
+            "a/..",
+            "a//b",
+            "/abs",
+            "a b/c",
+            ".hidden/x",
+            "org/na..me",
+        ] {
+            assert!(!is_repo_id(bad), "{bad}");
+        }
+        assert_eq!(
+            repo_folder_name("llm-blender/PairRM"),
+            "models--llm-blender--PairRM"
+        );
+        assert!(is_commit_hash("0123456789abcdef0123456789abcdef01234567"));
+        assert!(!is_commit_hash("main"));
+        assert!(is_safe_revision("refs/pr/1") && is_safe_revision("v1.0"));
+        assert!(
+            !is_safe_revision("../x") && !is_safe_revision("/etc") && !is_safe_revision("a//b")
+        );
+    }
+}
