@@ -171,7 +171,13 @@ def train_tiny_spm(path: Path, lower: bool):
                 eos_piece="[SEP]", unk_piece="[UNK]", byte_fallback=True, normalization_rule_name="identity",
                 character_coverage=1.0, hard_vocab_limit=False, num_threads=1, minloglevel=2,
             )
-        shutil.copy(Path(d) / "m.model", path)
+        # Drop the temporary paths the trainer records, so that reruns give identical bytes.
+        from sentencepiece import sentencepiece_model_pb2 as pb
+        proto = pb.ModelProto()
+        proto.ParseFromString((Path(d) / "m.model").read_bytes())
+        proto.trainer_spec.input[:] = ["corpus.txt"]
+        proto.trainer_spec.model_prefix = "tiny"
+        path.write_bytes(proto.SerializeToString())
 
 
 def deberta_config(vocab_size, hidden, layers, heads, intermediate, buckets, max_pos):
@@ -439,6 +445,9 @@ def build_tiny_hf(out: Path, cfg, seed: int):
         "model_type": "deberta-v2", "architectures": ["DebertaV2PairRM"], "n_tasks": n_tasks, "drop_out": 0.05,
         "vocab_size": len(tok), "source_prefix_id": ids[0], "cand1_prefix_id": ids[1], "cand2_prefix_id": ids[2],
         "cand_prefix_id": ids[3], "sep_token_id": tok.sep_token_id,
+        # PairRM-hf leaves the limits to the caller (its README uses 1224/412); recorded here so the
+        # tiny model's small limits apply.
+        "source_maxlength": 24, "candidate_maxlength": 16,
     })
     write_json(d / "config.json", hf_cfg)
     save_weights(state, d / "model.safetensors")

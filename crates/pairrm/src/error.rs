@@ -72,23 +72,13 @@ pub enum Error {
     Cancelled,
 }
 
-fn not_in_cache_message(
-    repo: &str,
-    revision: &str,
-    cache_dir: &Path,
-    missing: &[String],
-    reason: &str,
-) -> String {
+fn not_in_cache_message(repo: &str, revision: &str, cache_dir: &Path, missing: &[String], reason: &str) -> String {
     let what = match missing {
         [] => format!("{repo}@{revision} is"),
         [one] => format!("{one} of {repo}@{revision} is"),
         many => format!("{} of {repo}@{revision} are", many.join(", ")),
     };
-    let rev = if revision == "main" {
-        String::new()
-    } else {
-        format!(" --revision {revision}")
-    };
+    let rev = if revision == "main" { String::new() } else { format!(" --revision {revision}") };
     format!(
         "{what} not in the Hugging Face cache at {}{reason}; run `pairrm download {repo}{rev}` or check HF_HUB_OFFLINE",
         cache_dir.display()

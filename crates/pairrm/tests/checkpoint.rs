@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 
 use pairrm::checkpoint::hub::{self, FileRequest, HubCache, SnapshotSource};
 use pairrm::checkpoint::{
-    CheckpointFiles, Layout, MarkerSpec, OpenOptions, WeightFormat, Weights, HEAD_HIDDEN_BIAS,
-    HEAD_HIDDEN_WEIGHT, HEAD_OUT_BIAS, HEAD_OUT_WEIGHT, WORD_EMBEDDINGS,
+    CheckpointFiles, Layout, MarkerSpec, OpenOptions, WeightFormat, Weights, HEAD_HIDDEN_BIAS, HEAD_HIDDEN_WEIGHT,
+    HEAD_OUT_BIAS, HEAD_OUT_WEIGHT, WORD_EMBEDDINGS,
 };
 use pairrm::config::MarkerIds;
 use pairrm::Error;
@@ -29,30 +29,17 @@ fn err_string<T: std::fmt::Debug>(r: pairrm::Result<T>) -> String {
 fn check_torch_fixture(file: &str) {
     let path = fixtures().join(file);
     let expected: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(fixtures().join("expected.json")).unwrap())
-            .unwrap();
+        serde_json::from_str(&std::fs::read_to_string(fixtures().join("expected.json")).unwrap()).unwrap();
     let tensors = expected["tensors"].as_object().unwrap();
     let w = Weights::open(&path).unwrap();
     assert_eq!(w.format(), WeightFormat::TorchZip);
     assert_eq!(w.len(), tensors.len());
     for (name, e) in tensors {
-        let shape: Vec<usize> = e["shape"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|x| x.as_u64().unwrap() as usize)
-            .collect();
+        let shape: Vec<usize> = e["shape"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as usize).collect();
         assert_eq!(w.shape(name), Some(shape.clone()), "{name}");
         if e["ok"].as_bool().unwrap() {
-            let t = w
-                .get(name, &shape)
-                .unwrap_or_else(|err| panic!("{name}: {err}"));
-            let want: Vec<f32> = e["values"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|x| x.as_f64().unwrap() as f32)
-                .collect();
+            let t = w.get(name, &shape).unwrap_or_else(|err| panic!("{name}: {err}"));
+            let want: Vec<f32> = e["values"].as_array().unwrap().iter().map(|x| x.as_f64().unwrap() as f32).collect();
             assert_eq!(&*t, &want[..], "{name}");
             assert_eq!(t.shape, shape);
             // torch stores records uncompressed and 64-byte aligned: f32 data is used in place.
@@ -62,10 +49,7 @@ fn check_torch_fixture(file: &str) {
         } else {
             let msg = err_string(w.get(name, &shape));
             let needle = e["error_contains"].as_str().unwrap();
-            assert!(
-                msg.contains(needle) && msg.contains(file) && msg.contains(&format!("`{name}`")),
-                "{msg}"
-            );
+            assert!(msg.contains(needle) && msg.contains(file) && msg.contains(&format!("`{name}`")), "{msg}");
         }
     }
 }
@@ -85,15 +69,9 @@ fn torch_errors_name_file_and_tensor() {
     let path = fixtures().join("tiny.bin");
     let w = Weights::open(&path).unwrap();
     let msg = err_string(w.get("head_layer.1.weight", &[3, 2]));
-    assert!(
-        msg.contains("tiny.bin") && msg.contains("shape [2, 3], expected [3, 2]"),
-        "{msg}"
-    );
+    assert!(msg.contains("tiny.bin") && msg.contains("shape [2, 3], expected [3, 2]"), "{msg}");
     let msg = err_string(w.get("head_layer.9.weight", &[3, 2]));
-    assert!(
-        msg.contains("tiny.bin") && msg.contains("`head_layer.9.weight` is missing"),
-        "{msg}"
-    );
+    assert!(msg.contains("tiny.bin") && msg.contains("`head_layer.9.weight` is missing"), "{msg}");
     assert_eq!(w.shape("nope"), None);
     assert_eq!(w.get_any("view").unwrap().len(), 6);
 }
@@ -101,10 +79,7 @@ fn torch_errors_name_file_and_tensor() {
 #[test]
 fn torch_legacy_format_is_rejected() {
     let msg = err_string(Weights::open(&fixtures().join("legacy.bin")));
-    assert!(
-        msg.contains("legacy.bin") && msg.contains("unsupported legacy torch format"),
-        "{msg}"
-    );
+    assert!(msg.contains("legacy.bin") && msg.contains("unsupported legacy torch format"), "{msg}");
 }
 
 #[test]
@@ -120,33 +95,23 @@ fn torch_corrupt_zip_is_an_error() {
     let path = dir.path().join("pytorch_model.bin");
     std::fs::write(&path, &bad).unwrap();
     let msg = err_string(Weights::open(&path));
-    assert!(
-        msg.contains("pytorch_model.bin") && msg.contains("zip"),
-        "{msg}"
-    );
+    assert!(msg.contains("pytorch_model.bin") && msg.contains("zip"), "{msg}");
     // Not a zip at all.
     std::fs::write(&path, b"hello world").unwrap();
     let msg = err_string(Weights::open(&path));
-    assert!(
-        msg.contains("pytorch_model.bin") && msg.contains("not a torch checkpoint"),
-        "{msg}"
-    );
+    assert!(msg.contains("pytorch_model.bin") && msg.contains("not a torch checkpoint"), "{msg}");
     std::fs::write(&path, b"").unwrap();
     assert!(err_string(Weights::open(&path)).contains("empty file"));
     // A zip without data.pkl.
     let zip_path = dir.path().join("other.bin");
     {
         let mut z = zip::ZipWriter::new(std::fs::File::create(&zip_path).unwrap());
-        z.start_file("x/readme.txt", zip::write::SimpleFileOptions::default())
-            .unwrap();
+        z.start_file("x/readme.txt", zip::write::SimpleFileOptions::default()).unwrap();
         std::io::Write::write_all(&mut z, b"hi").unwrap();
         z.finish().unwrap();
     }
     let msg = err_string(Weights::open(&zip_path));
-    assert!(
-        msg.contains("other.bin") && msg.contains("data.pkl"),
-        "{msg}"
-    );
+    assert!(msg.contains("other.bin") && msg.contains("data.pkl"), "{msg}");
 }
 
 #[test]
@@ -158,8 +123,7 @@ fn torch_deflated_records_are_inflated() {
     let path = dir.path().join("deflated.bin");
     {
         let mut z = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
-        let opts = zip::write::SimpleFileOptions::default()
-            .compression_method(zip::CompressionMethod::Deflated);
+        let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
         for i in 0..src.len() {
             let mut f = src.by_index(i).unwrap();
             let mut data = Vec::new();
@@ -173,10 +137,7 @@ fn torch_deflated_records_are_inflated() {
     let t = w.get("head_layer.1.weight", &[2, 3]).unwrap();
     assert_eq!(&*t, &[0.5, -1.25, 2.0, 3.5, -0.125, 1e-3]);
     assert!(!t.is_mapped());
-    assert_eq!(
-        &*w.get("view", &[2, 3]).unwrap(),
-        &[0.0, 0.5, 1.0, 1.5, 2.0, 2.5]
-    );
+    assert_eq!(&*w.get("view", &[2, 3]).unwrap(), &[0.0, 0.5, 1.0, 1.5, 2.0, 2.5]);
 }
 
 /// Reads every tensor the file claims to have; returns whether everything was readable.
@@ -187,12 +148,7 @@ fn read_all(path: &Path) -> bool {
     let mut ok = true;
     for name in w.names() {
         match w.shape(name) {
-            Some(shape) => {
-                ok &= w
-                    .get(name, &shape)
-                    .map(|t| t.iter().map(|x| x.to_bits() as u64).sum::<u64>())
-                    .is_ok()
-            }
+            Some(shape) => ok &= w.get(name, &shape).map(|t| t.iter().map(|x| x.to_bits() as u64).sum::<u64>()).is_ok(),
             None => ok = false,
         }
     }
@@ -209,10 +165,7 @@ fn fuzz(original: &Path, name: &str, must_fail_when_truncated: bool) {
         std::fs::write(&path, &bytes[..len]).unwrap();
         let all_ok = read_all(&path);
         if must_fail_when_truncated {
-            assert!(
-                !all_ok,
-                "{name} truncated to {len} bytes was read without error"
-            );
+            assert!(!all_ok, "{name} truncated to {len} bytes was read without error");
         }
     }
     // Random byte flips: any outcome but a panic.
@@ -235,11 +188,7 @@ fn fuzz(original: &Path, name: &str, must_fail_when_truncated: bool) {
 #[test]
 fn torch_fuzz_never_panics() {
     fuzz(&fixtures().join("tiny.bin"), "pytorch_model.bin", true);
-    fuzz(
-        &fixtures().join("tiny-proto4.bin"),
-        "pytorch_model.bin",
-        true,
-    );
+    fuzz(&fixtures().join("tiny-proto4.bin"), "pytorch_model.bin", true);
 }
 
 // ---------------------------------------------------------------- safetensors
@@ -258,10 +207,8 @@ fn write_safetensors(path: &Path, tensors: &[(&str, Dtype, Vec<usize>)]) {
             (n.to_string(), *d, s.clone(), bytes)
         })
         .collect();
-    let views: Vec<(String, TensorView<'_>)> = data
-        .iter()
-        .map(|(n, d, s, b)| (n.clone(), TensorView::new(*d, s.clone(), b).unwrap()))
-        .collect();
+    let views: Vec<(String, TensorView<'_>)> =
+        data.iter().map(|(n, d, s, b)| (n.clone(), TensorView::new(*d, s.clone(), b).unwrap())).collect();
     safetensors::serialize_to_file(views, None, path).unwrap();
 }
 
@@ -270,43 +217,22 @@ fn safetensors_f32_f16_bf16() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("model.safetensors");
     let f32s = [1.5f32, -2.0, 3.25, 0.0, 1e-30, -7.0];
-    let f16s: Vec<u8> = f32s
-        .iter()
-        .flat_map(|&x| half::f16::from_f32(x).to_le_bytes())
-        .collect();
-    let bf16s: Vec<u8> = f32s
-        .iter()
-        .flat_map(|&x| half::bf16::from_f32(x).to_le_bytes())
-        .collect();
+    let f16s: Vec<u8> = f32s.iter().flat_map(|&x| half::f16::from_f32(x).to_le_bytes()).collect();
+    let bf16s: Vec<u8> = f32s.iter().flat_map(|&x| half::bf16::from_f32(x).to_le_bytes()).collect();
     let f32b: Vec<u8> = f32s.iter().flat_map(|x| x.to_le_bytes()).collect();
     let views = vec![
-        (
-            "f32",
-            TensorView::new(Dtype::F32, vec![2, 3], &f32b).unwrap(),
-        ),
-        (
-            "f16",
-            TensorView::new(Dtype::F16, vec![3, 2], &f16s).unwrap(),
-        ),
-        (
-            "bf16",
-            TensorView::new(Dtype::BF16, vec![6], &bf16s).unwrap(),
-        ),
+        ("f32", TensorView::new(Dtype::F32, vec![2, 3], &f32b).unwrap()),
+        ("f16", TensorView::new(Dtype::F16, vec![3, 2], &f16s).unwrap()),
+        ("bf16", TensorView::new(Dtype::BF16, vec![6], &bf16s).unwrap()),
     ];
     safetensors::serialize_to_file(views, None, &path).unwrap();
     let w = Weights::open(&path).unwrap();
     let t = w.get("f32", &[2, 3]).unwrap();
     assert!(t.is_mapped());
     assert_eq!(&*t, &f32s);
-    let h: Vec<f32> = f32s
-        .iter()
-        .map(|&x| half::f16::from_f32(x).to_f32())
-        .collect();
+    let h: Vec<f32> = f32s.iter().map(|&x| half::f16::from_f32(x).to_f32()).collect();
     assert_eq!(&*w.get("f16", &[3, 2]).unwrap(), &h[..]);
-    let b: Vec<f32> = f32s
-        .iter()
-        .map(|&x| half::bf16::from_f32(x).to_f32())
-        .collect();
+    let b: Vec<f32> = f32s.iter().map(|&x| half::bf16::from_f32(x).to_f32()).collect();
     assert_eq!(&*w.get("bf16", &[6]).unwrap(), &b[..]);
     // Tensors outlive the Weights they came from (the mapping is shared).
     drop(w);
@@ -317,43 +243,26 @@ fn safetensors_f32_f16_bf16() {
 fn safetensors_errors() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("model.safetensors");
-    write_safetensors(
-        &path,
-        &[("a", Dtype::F32, vec![4, 4]), ("ids", Dtype::I64, vec![3])],
-    );
+    write_safetensors(&path, &[("a", Dtype::F32, vec![4, 4]), ("ids", Dtype::I64, vec![3])]);
     let w = Weights::open(&path).unwrap();
     let msg = err_string(w.get("ids", &[3]));
     assert!(
-        msg.contains("model.safetensors")
-            && msg.contains("`ids`")
-            && msg.contains("unsupported dtype I64"),
+        msg.contains("model.safetensors") && msg.contains("`ids`") && msg.contains("unsupported dtype I64"),
         "{msg}"
     );
     let msg = err_string(w.get("a", &[4, 5]));
-    assert!(
-        msg.contains("model.safetensors") && msg.contains("shape [4, 4], expected [4, 5]"),
-        "{msg}"
-    );
+    assert!(msg.contains("model.safetensors") && msg.contains("shape [4, 4], expected [4, 5]"), "{msg}");
     let msg = err_string(w.get("b", &[4]));
-    assert!(
-        msg.contains("model.safetensors") && msg.contains("`b` is missing"),
-        "{msg}"
-    );
+    assert!(msg.contains("model.safetensors") && msg.contains("`b` is missing"), "{msg}");
 
     let bytes = std::fs::read(&path).unwrap();
     let cut = dir.path().join("cut.safetensors");
     std::fs::write(&cut, &bytes[..bytes.len() - 5]).unwrap();
     let msg = err_string(Weights::open(&cut));
-    assert!(
-        msg.contains("cut.safetensors") && msg.contains("truncated"),
-        "{msg}"
-    );
+    assert!(msg.contains("cut.safetensors") && msg.contains("truncated"), "{msg}");
     std::fs::write(&cut, b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}      ").unwrap();
     let msg = err_string(Weights::open(&cut));
-    assert!(
-        msg.contains("cut.safetensors") && msg.contains("not a valid safetensors file"),
-        "{msg}"
-    );
+    assert!(msg.contains("cut.safetensors") && msg.contains("not a valid safetensors file"), "{msg}");
     std::fs::write(&cut, b"").unwrap();
     assert!(err_string(Weights::open(&cut)).contains("empty file"));
     let msg = err_string(Weights::open(&dir.path().join("absent.safetensors")));
@@ -377,10 +286,7 @@ fn safetensors_fuzz_never_panics() {
     // on truncation via a file without it.
     fuzz(&path, "model.safetensors", false);
     let path2 = dir.path().join("clean.safetensors");
-    write_safetensors(
-        &path2,
-        &[("a", Dtype::F32, vec![3, 4]), ("b", Dtype::F16, vec![5])],
-    );
+    write_safetensors(&path2, &[("a", Dtype::F32, vec![3, 4]), ("b", Dtype::F16, vec![5])]);
     fuzz(&path2, "model.safetensors", true);
 }
 
@@ -391,22 +297,14 @@ const COMMIT2: &str = "fedcba9876543210fedcba9876543210fedcba98";
 
 /// Makes `models--<repo>` in `cache` with a snapshot `commit` holding `files`, and `refs/main`
 /// pointing at it when `main` is set.
-fn cache_repo(
-    cache: &Path,
-    repo: &str,
-    commit: &str,
-    main: bool,
-    files: &[(&str, &[u8])],
-) -> PathBuf {
+fn cache_repo(cache: &Path, repo: &str, commit: &str, main: bool, files: &[(&str, &[u8])]) -> PathBuf {
     let repo_dir = cache.join(hub::repo_folder_name(repo));
     let snap = repo_dir.join("snapshots").join(commit);
     std::fs::create_dir_all(&snap).unwrap();
     std::fs::create_dir_all(repo_dir.join("blobs")).unwrap();
     for (name, data) in files {
         // As huggingface_hub does: the snapshot file is a symlink to a blob.
-        let blob = repo_dir
-            .join("blobs")
-            .join(format!("{commit}-{}", name.replace('/', "_")));
+        let blob = repo_dir.join("blobs").join(format!("{commit}-{}", name.replace('/', "_")));
         std::fs::write(&blob, data).unwrap();
         let link = snap.join(name);
         std::fs::create_dir_all(link.parent().unwrap()).unwrap();
@@ -425,70 +323,33 @@ fn cache_repo(
 #[test]
 fn hub_cache_resolution() {
     let cache = tempfile::tempdir().unwrap();
-    let snap = cache_repo(
-        cache.path(),
-        "org/model",
-        COMMIT,
-        true,
-        &[("config.json", b"{}"), ("a/b.txt", b"x")],
-    );
-    cache_repo(
-        cache.path(),
-        "org/model",
-        COMMIT2,
-        false,
-        &[("config.json", b"{}")],
-    );
+    let snap = cache_repo(cache.path(), "org/model", COMMIT, true, &[("config.json", b"{}"), ("a/b.txt", b"x")]);
+    cache_repo(cache.path(), "org/model", COMMIT2, false, &[("config.json", b"{}")]);
     let hub = HubCache::new(cache.path());
     assert_eq!(hub.resolve_commit("org/model", "main").unwrap(), COMMIT);
     assert_eq!(hub.snapshot_dir("org/model", "main").unwrap(), snap);
-    assert_eq!(
-        hub.file("org/model", "main", "config.json").unwrap(),
-        snap.join("config.json")
-    );
-    assert_eq!(
-        hub.file("org/model", "main", "a/b.txt").unwrap(),
-        snap.join("a/b.txt")
-    );
+    assert_eq!(hub.file("org/model", "main", "config.json").unwrap(), snap.join("config.json"));
+    assert_eq!(hub.file("org/model", "main", "a/b.txt").unwrap(), snap.join("a/b.txt"));
     // A commit hash is a snapshot directly, without refs.
     assert_eq!(
         hub.snapshot_dir("org/model", COMMIT2).unwrap(),
-        cache
-            .path()
-            .join("models--org--model/snapshots")
-            .join(COMMIT2)
+        cache.path().join("models--org--model/snapshots").join(COMMIT2)
     );
     // Alternatives and optional files.
-    let req = FileRequest::required(&["config.json"])
-        .one_of(&["x.bin", "a/b.txt"])
-        .optional(&["nope"]);
+    let req = FileRequest::required(&["config.json"]).one_of(&["x.bin", "a/b.txt"]).optional(&["nope"]);
     assert_eq!(hub.snapshot("org/model", "main", &req).unwrap(), snap);
 }
 
 #[test]
 fn hub_cache_errors() {
     let cache = tempfile::tempdir().unwrap();
-    cache_repo(
-        cache.path(),
-        "org/model",
-        COMMIT,
-        true,
-        &[("config.json", b"{}")],
-    );
-    cache_repo(
-        cache.path(),
-        "org/norefs",
-        COMMIT,
-        false,
-        &[("config.json", b"{}")],
-    );
+    cache_repo(cache.path(), "org/model", COMMIT, true, &[("config.json", b"{}")]);
+    cache_repo(cache.path(), "org/norefs", COMMIT, false, &[("config.json", b"{}")]);
     let hub = HubCache::new(cache.path());
     let cache_dir = cache.path().display().to_string();
 
     // Missing file in the snapshot.
-    let e = hub
-        .file("org/model", "main", "model.safetensors")
-        .unwrap_err();
+    let e = hub.file("org/model", "main", "model.safetensors").unwrap_err();
     let msg = e.to_string();
     assert!(
         msg.contains("model.safetensors of org/model@main is not in the Hugging Face cache at")
@@ -498,69 +359,39 @@ fn hub_cache_errors() {
         "{msg}"
     );
     match e {
-        Error::NotInCache {
-            repo,
-            revision,
-            missing,
-            ..
-        } => {
+        Error::NotInCache { repo, revision, missing, .. } => {
             assert_eq!((repo.as_str(), revision.as_str()), ("org/model", "main"));
             assert_eq!(missing, vec!["model.safetensors".to_string()]);
         }
         other => panic!("{other:?}"),
     }
     // Missing refs.
-    let msg = hub
-        .file("org/norefs", "main", "config.json")
-        .unwrap_err()
-        .to_string();
+    let msg = hub.file("org/norefs", "main", "config.json").unwrap_err().to_string();
     assert!(
-        msg.contains("config.json of org/norefs@main")
-            && msg.contains("refs")
-            && msg.contains("never downloaded"),
+        msg.contains("config.json of org/norefs@main") && msg.contains("refs") && msg.contains("never downloaded"),
         "{msg}"
     );
     // Missing snapshot for a commit; other revisions mention the flag.
-    let msg = hub
-        .file("org/model", COMMIT2, "config.json")
-        .unwrap_err()
-        .to_string();
+    let msg = hub.file("org/model", COMMIT2, "config.json").unwrap_err().to_string();
     assert!(
-        msg.contains(&format!("org/model@{COMMIT2}"))
-            && msg.contains("no snapshot")
-            && msg.contains("--revision"),
+        msg.contains(&format!("org/model@{COMMIT2}")) && msg.contains("no snapshot") && msg.contains("--revision"),
         "{msg}"
     );
     // A ref pointing at a snapshot that is gone.
     std::fs::write(cache.path().join("models--org--model/refs/v2"), COMMIT2).unwrap();
-    let msg = hub
-        .file("org/model", "v2", "config.json")
-        .unwrap_err()
-        .to_string();
+    let msg = hub.file("org/model", "v2", "config.json").unwrap_err().to_string();
     assert!(msg.contains("no snapshot"), "{msg}");
     // Repo not cached at all; several files.
     let req = FileRequest::required(&["config.json"]).one_of(&["a", "b"]);
-    let msg = hub
-        .snapshot("org/absent", "main", &req)
-        .unwrap_err()
-        .to_string();
-    assert!(
-        msg.contains("config.json, a or b of org/absent@main are not in the Hugging Face cache"),
-        "{msg}"
-    );
+    let msg = hub.snapshot("org/absent", "main", &req).unwrap_err().to_string();
+    assert!(msg.contains("config.json, a or b of org/absent@main are not in the Hugging Face cache"), "{msg}");
     // Bad ids and revisions never touch the file system outside the cache.
     assert!(hub.snapshot_dir("../etc", "main").is_err());
     assert!(hub.snapshot_dir("org/model", "../../x").is_err());
     // A corrupt ref.
     std::fs::write(cache.path().join("models--org--model/refs/bad"), "../../x").unwrap();
-    let msg = hub
-        .snapshot_dir("org/model", "bad")
-        .unwrap_err()
-        .to_string();
-    assert!(
-        msg.contains("refs/bad") && msg.contains("commit hash"),
-        "{msg}"
-    );
+    let msg = hub.snapshot_dir("org/model", "bad").unwrap_err().to_string();
+    assert!(msg.contains("refs/bad") && msg.contains("commit hash"), "{msg}");
 }
 
 // ---------------------------------------------------------------- layouts
@@ -607,11 +438,7 @@ fn write_pairrm_weights(path: &Path, rows: usize, h: usize, n_tasks: usize) {
         path,
         &[
             (WORD_EMBEDDINGS, Dtype::F32, vec![rows, h]),
-            (
-                "pretrained_model.embeddings.LayerNorm.weight",
-                Dtype::F32,
-                vec![h],
-            ),
+            ("pretrained_model.embeddings.LayerNorm.weight", Dtype::F32, vec![h]),
             (HEAD_HIDDEN_WEIGHT, Dtype::F32, vec![4, 8]),
             (HEAD_HIDDEN_BIAS, Dtype::F32, vec![4]),
             (HEAD_OUT_WEIGHT, Dtype::F32, vec![n_tasks, 4]),
@@ -656,46 +483,20 @@ fn hf_layout() {
     assert_eq!(f.tokenizer_dir, dir);
     assert_eq!(f.weights_path, dir.join("model.safetensors"));
     assert_eq!(f.backbone_config_path, dir.join("config.json"));
-    assert_eq!(
-        (f.source_max_length, f.candidate_max_length, f.n_tasks),
-        (1224, 412, 1)
-    );
-    assert_eq!(
-        f.markers,
-        MarkerSpec::Explicit {
-            source: 10,
-            cand1: 11,
-            cand2: 12,
-            cand: Some(13)
-        }
-    );
+    assert_eq!((f.source_max_length, f.candidate_max_length, f.n_tasks), (1224, 412, 1));
+    assert_eq!(f.markers, MarkerSpec::Explicit { source: 10, cand1: 11, cand2: 12, cand: Some(13) });
     assert_eq!(f.deberta.hidden_size, 4);
 
     // Markers as the tokenizer records them: agree, or absent.
-    let recorded: HashMap<&str, u32> = [
-        ("<|source|>", 10),
-        ("<|candidate1|>", 11),
-        ("<|candidate2|>", 12),
-        ("<|candidate|>", 13),
-    ]
-    .into();
+    let recorded: HashMap<&str, u32> =
+        [("<|source|>", 10), ("<|candidate1|>", 11), ("<|candidate2|>", 12), ("<|candidate|>", 13)].into();
     let cfg = f.pairrm_config(10, &|m| recorded.get(m).copied()).unwrap();
-    assert_eq!(
-        cfg.markers,
-        MarkerIds {
-            source: 10,
-            cand1: 11,
-            cand2: 12,
-            cand: 13
-        }
-    );
+    assert_eq!(cfg.markers, MarkerIds { source: 10, cand1: 11, cand2: 12, cand: 13 });
     assert_eq!(f.pairrm_config(10, &|_| None).unwrap(), cfg);
     // Disagreement names both.
     let msg = err_string(f.pairrm_config(10, &|m| (m == "<|candidate2|>").then_some(99)));
     assert!(
-        msg.contains("config.json")
-            && msg.contains("`cand2_prefix_id` is 12")
-            && msg.contains("<|candidate2|> as 99"),
+        msg.contains("config.json") && msg.contains("`cand2_prefix_id` is 12") && msg.contains("<|candidate2|> as 99"),
         "{msg}"
     );
 
@@ -704,29 +505,16 @@ fn hf_layout() {
     let deberta = f.check_weights(&w, &cfg, 10).unwrap();
     assert_eq!(deberta.vocab_size, 14);
     let msg = err_string(f.check_weights(&w, &cfg, 15));
-    assert!(
-        msg.contains("model.safetensors") && msg.contains("14 rows") && msg.contains("15 ids"),
-        "{msg}"
-    );
+    assert!(msg.contains("model.safetensors") && msg.contains("14 rows") && msg.contains("15 ids"), "{msg}");
 
     // Options override the limits; limits are validated.
-    let opts = OpenOptions {
-        source_max_length: Some(50),
-        candidate_max_length: Some(20),
-        ..Default::default()
-    };
+    let opts = OpenOptions { source_max_length: Some(50), candidate_max_length: Some(20), ..Default::default() };
     let f2 = CheckpointFiles::locate_with(s(&dir), &opts, &no_hub()).unwrap();
     assert_eq!((f2.source_max_length, f2.candidate_max_length), (50, 20));
-    let opts = OpenOptions {
-        source_max_length: Some(2),
-        ..Default::default()
-    };
+    let opts = OpenOptions { source_max_length: Some(2), ..Default::default() };
     let f3 = CheckpointFiles::locate_with(s(&dir), &opts, &no_hub()).unwrap();
     let msg = err_string(f3.pairrm_config(10, &|_| None));
-    assert!(
-        msg.contains("source_max_length") && msg.contains("config.json"),
-        "{msg}"
-    );
+    assert!(msg.contains("source_max_length") && msg.contains("config.json"), "{msg}");
 }
 
 #[test]
@@ -741,27 +529,14 @@ fn hf_layout_variants() {
     write_json(&dir.join("config.json"), &c);
     let f = CheckpointFiles::locate_with(s(&dir), &OpenOptions::default(), &no_hub()).unwrap();
     assert_eq!((f.source_max_length, f.candidate_max_length), (300, 100));
-    assert_eq!(
-        f.pairrm_config(10, &|m| (m == "<|candidate|>").then_some(13))
-            .unwrap()
-            .markers
-            .cand,
-        13
-    );
+    assert_eq!(f.pairrm_config(10, &|m| (m == "<|candidate|>").then_some(13)).unwrap().markers.cand, 13);
     let msg = err_string(f.pairrm_config(10, &|_| None));
     assert!(msg.contains("`cand_prefix_id` is missing"), "{msg}");
     // Only some marker keys.
     c.as_object_mut().unwrap().remove("cand2_prefix_id");
     write_json(&dir.join("config.json"), &c);
-    let msg = err_string(CheckpointFiles::locate_with(
-        s(&dir),
-        &OpenOptions::default(),
-        &no_hub(),
-    ));
-    assert!(
-        msg.contains("config.json") && msg.contains("without `cand2_prefix_id`"),
-        "{msg}"
-    );
+    let msg = err_string(CheckpointFiles::locate_with(s(&dir), &OpenOptions::default(), &no_hub()));
+    assert!(msg.contains("config.json") && msg.contains("without `cand2_prefix_id`"), "{msg}");
     // Duplicate marker ids.
     let mut c = hf_config();
     c["cand2_prefix_id"] = json!(11);
@@ -771,15 +546,8 @@ fn hf_layout_variants() {
     // No tokenizer files.
     write_json(&dir.join("config.json"), &hf_config());
     std::fs::remove_file(dir.join("tokenizer.json")).unwrap();
-    let msg = err_string(CheckpointFiles::locate_with(
-        s(&dir),
-        &OpenOptions::default(),
-        &no_hub(),
-    ));
-    assert!(
-        msg.contains("tokenizer.json or spm.model not found"),
-        "{msg}"
-    );
+    let msg = err_string(CheckpointFiles::locate_with(s(&dir), &OpenOptions::default(), &no_hub()));
+    assert!(msg.contains("tokenizer.json or spm.model not found"), "{msg}");
     // pytorch_model.bin is used when there is no model.safetensors.
     std::fs::write(dir.join("spm.model"), "x").unwrap();
     std::fs::rename(dir.join("model.safetensors"), dir.join("pytorch_model.bin")).unwrap();
@@ -796,37 +564,20 @@ fn original_layout_local_backbone() {
     assert_eq!(f.tokenizer_dir, dir.join("backbone"));
     assert_eq!(f.backbone_config_path, dir.join("backbone/config.json"));
     assert_eq!(f.weights_path, dir.join("model.safetensors"));
-    assert_eq!(
-        (f.source_max_length, f.candidate_max_length, f.n_tasks),
-        (100, 40, 1)
-    );
+    assert_eq!((f.source_max_length, f.candidate_max_length, f.n_tasks), (100, 40, 1));
     assert_eq!(f.markers, MarkerSpec::AfterBase);
     assert_eq!(f.deberta.vocab_size, 12);
     // Markers follow the tokenizer's base length, in add_tokens order.
     let cfg = f.pairrm_config(10, &|_| None).unwrap();
-    assert_eq!(
-        cfg.markers,
-        MarkerIds {
-            source: 10,
-            cand1: 11,
-            cand2: 12,
-            cand: 13
-        }
-    );
+    assert_eq!(cfg.markers, MarkerIds { source: 10, cand1: 11, cand2: 12, cand: 13 });
     let msg = err_string(f.pairrm_config(10, &|m| (m == "<|source|>").then_some(3)));
-    assert!(
-        msg.contains("base length 10") && msg.contains("<|source|> as 3"),
-        "{msg}"
-    );
+    assert!(msg.contains("base length 10") && msg.contains("<|source|> as 3"), "{msg}");
     let w = Weights::open(&f.weights_path).unwrap();
     assert_eq!(f.check_weights(&w, &cfg, 10).unwrap().vocab_size, 14);
     // Too few rows for the markers.
     let cfg_big = f.pairrm_config(11, &|_| None).unwrap();
     let msg = err_string(f.check_weights(&w, &cfg_big, 11));
-    assert!(
-        msg.contains("14 rows") && msg.contains("<|candidate|> has id 14"),
-        "{msg}"
-    );
+    assert!(msg.contains("14 rows") && msg.contains("<|candidate|> has id 14"), "{msg}");
 
     // pytorch_model.bin wins over model.safetensors, as in LLM-Blender's load_ranker.
     std::fs::copy(fixtures().join("tiny.bin"), dir.join("pytorch_model.bin")).unwrap();
@@ -853,10 +604,7 @@ fn original_layout_hub_backbone_and_hub_ranker() {
         COMMIT,
         true,
         &[
-            (
-                "config.json",
-                &serde_json::to_vec(&deberta_config()).unwrap(),
-            ),
+            ("config.json", &serde_json::to_vec(&deberta_config()).unwrap()),
             ("spm.model", b"x"),
             ("tokenizer_config.json", b"{}"),
         ],
@@ -869,72 +617,34 @@ fn original_layout_hub_backbone_and_hub_ranker() {
         COMMIT2,
         true,
         &[
-            (
-                "config.json",
-                &serde_json::to_vec(&ranker_config("microsoft/deberta-v3-large")).unwrap(),
-            ),
+            ("config.json", &serde_json::to_vec(&ranker_config("microsoft/deberta-v3-large")).unwrap()),
             ("model.safetensors", &std::fs::read(&weights).unwrap()),
         ],
     );
     let hub = HubCache::new(&cache);
-    let f =
-        CheckpointFiles::locate_with("llm-blender/PairRM", &OpenOptions::default(), &hub).unwrap();
+    let f = CheckpointFiles::locate_with("llm-blender/PairRM", &OpenOptions::default(), &hub).unwrap();
     assert_eq!(f.layout, Layout::Original);
     assert_eq!(f.model_id, "llm-blender/PairRM");
     assert_eq!(f.dir, ranker);
     assert_eq!(f.tokenizer_dir, backbone);
     assert_eq!(f.weights_path, ranker.join("model.safetensors"));
     let w = Weights::open(&f.weights_path).unwrap();
-    f.check_weights(&w, &f.pairrm_config(10, &|_| None).unwrap(), 10)
-        .unwrap();
+    f.check_weights(&w, &f.pairrm_config(10, &|_| None).unwrap(), 10).unwrap();
     // By commit.
-    let opts = OpenOptions {
-        revision: Some(COMMIT2.into()),
-        ..Default::default()
-    };
-    assert_eq!(
-        CheckpointFiles::locate_with("llm-blender/PairRM", &opts, &hub)
-            .unwrap()
-            .dir,
-        ranker
-    );
+    let opts = OpenOptions { revision: Some(COMMIT2.into()), ..Default::default() };
+    assert_eq!(CheckpointFiles::locate_with("llm-blender/PairRM", &opts, &hub).unwrap().dir, ranker);
     // A revision that is not cached.
-    let opts = OpenOptions {
-        revision: Some("v9".into()),
-        ..Default::default()
-    };
-    let msg = err_string(CheckpointFiles::locate_with(
-        "llm-blender/PairRM",
-        &opts,
-        &hub,
-    ));
-    assert!(
-        msg.contains("config.json of llm-blender/PairRM@v9 is not in the Hugging Face cache"),
-        "{msg}"
-    );
+    let opts = OpenOptions { revision: Some("v9".into()), ..Default::default() };
+    let msg = err_string(CheckpointFiles::locate_with("llm-blender/PairRM", &opts, &hub));
+    assert!(msg.contains("config.json of llm-blender/PairRM@v9 is not in the Hugging Face cache"), "{msg}");
     // The backbone's tokenizer is missing from the cache.
     std::fs::remove_file(backbone.join("spm.model")).unwrap();
-    let e = CheckpointFiles::locate_with("llm-blender/PairRM", &OpenOptions::default(), &hub)
-        .unwrap_err();
-    assert!(
-        matches!(&e, Error::NotInCache { repo, .. } if repo == "microsoft/deberta-v3-large"),
-        "{e}"
-    );
-    assert!(
-        e.to_string()
-            .contains("tokenizer.json or spm.model of microsoft/deberta-v3-large@main"),
-        "{e}"
-    );
+    let e = CheckpointFiles::locate_with("llm-blender/PairRM", &OpenOptions::default(), &hub).unwrap_err();
+    assert!(matches!(&e, Error::NotInCache { repo, .. } if repo == "microsoft/deberta-v3-large"), "{e}");
+    assert!(e.to_string().contains("tokenizer.json or spm.model of microsoft/deberta-v3-large@main"), "{e}");
     // A ranker not in the cache at all.
-    let msg = err_string(CheckpointFiles::locate_with(
-        "llm-blender/PairRM-hf",
-        &OpenOptions::default(),
-        &hub,
-    ));
-    assert!(
-        msg.contains("config.json of llm-blender/PairRM-hf@main is not in the Hugging Face cache"),
-        "{msg}"
-    );
+    let msg = err_string(CheckpointFiles::locate_with("llm-blender/PairRM-hf", &OpenOptions::default(), &hub));
+    assert!(msg.contains("config.json of llm-blender/PairRM-hf@main is not in the Hugging Face cache"), "{msg}");
 }
 
 #[test]
@@ -947,18 +657,12 @@ fn checkpoint_errors() {
     let empty = root.path().join("empty");
     std::fs::create_dir_all(&empty).unwrap();
     let msg = err_string(locate(&empty));
-    assert!(
-        msg.contains("config.json not found in") && msg.contains("empty"),
-        "{msg}"
-    );
+    assert!(msg.contains("config.json not found in") && msg.contains("empty"), "{msg}");
 
     // Bad JSON; not an object.
     std::fs::write(empty.join("config.json"), "{ nope").unwrap();
     let msg = err_string(locate(&empty));
-    assert!(
-        msg.contains("config.json") && msg.contains("invalid JSON"),
-        "{msg}"
-    );
+    assert!(msg.contains("config.json") && msg.contains("invalid JSON"), "{msg}");
     std::fs::write(empty.join("config.json"), "[1]").unwrap();
     assert!(err_string(locate(&empty)).contains("expected a JSON object"));
 
@@ -966,20 +670,13 @@ fn checkpoint_errors() {
     write_json(&empty.join("config.json"), &deberta_config());
     let msg = err_string(locate(&empty));
     assert!(
-        msg.contains("config.json")
-            && msg.contains("unknown layout")
-            && msg.contains("keys found: hidden_size"),
+        msg.contains("config.json") && msg.contains("unknown layout") && msg.contains("keys found: hidden_size"),
         "{msg}"
     );
-    write_json(
-        &empty.join("config.json"),
-        &json!({"ranker_type": "summareranker", "model_name": "x"}),
-    );
+    write_json(&empty.join("config.json"), &json!({"ranker_type": "summareranker", "model_name": "x"}));
     let msg = err_string(locate(&empty));
     assert!(
-        msg.contains("unknown layout")
-            && msg.contains("\"summareranker\"")
-            && msg.contains("model_name, ranker_type"),
+        msg.contains("unknown layout") && msg.contains("\"summareranker\"") && msg.contains("model_name, ranker_type"),
         "{msg}"
     );
 
@@ -992,22 +689,14 @@ fn checkpoint_errors() {
     let mut c = ranker_config("backbone");
     c.as_object_mut().unwrap().remove("model_name");
     let msg = with_config(c);
-    assert!(
-        msg.contains("config.json") && msg.contains("`model_name` is missing"),
-        "{msg}"
-    );
+    assert!(msg.contains("config.json") && msg.contains("`model_name` is missing"), "{msg}");
     let msg = with_config(ranker_config("not a dir or id!"));
     assert!(
-        msg.contains("config.json")
-            && msg.contains("neither a directory")
-            && msg.contains("not a dir or id!"),
+        msg.contains("config.json") && msg.contains("neither a directory") && msg.contains("not a dir or id!"),
         "{msg}"
     );
     let msg = with_config(ranker_config("org/not-cached"));
-    assert!(
-        msg.contains("of org/not-cached@main are not in the Hugging Face cache"),
-        "{msg}"
-    );
+    assert!(msg.contains("of org/not-cached@main are not in the Hugging Face cache"), "{msg}");
     let mut c = ranker_config("backbone");
     c["model_type"] = json!("roberta");
     assert!(with_config(c).contains("model_type \"roberta\""));
@@ -1018,25 +707,16 @@ fn checkpoint_errors() {
     write_json(&dir.join("config.json"), &ranker_config("backbone"));
     std::fs::write(dir.join("backbone/config.json"), "{}").unwrap();
     let msg = err_string(locate(&dir));
-    assert!(
-        msg.contains("backbone/config.json") && msg.contains("not a DeBERTa-v2 config"),
-        "{msg}"
-    );
+    assert!(msg.contains("backbone/config.json") && msg.contains("not a DeBERTa-v2 config"), "{msg}");
     std::fs::remove_file(dir.join("backbone/config.json")).unwrap();
     let msg = err_string(locate(&dir));
-    assert!(
-        msg.contains("config.json not found in") && msg.contains("backbone"),
-        "{msg}"
-    );
+    assert!(msg.contains("config.json not found in") && msg.contains("backbone"), "{msg}");
     write_json(&dir.join("backbone/config.json"), &deberta_config());
 
     // Missing weights.
     std::fs::remove_file(dir.join("model.safetensors")).unwrap();
     let msg = err_string(locate(&dir));
-    assert!(
-        msg.contains("pytorch_model.bin or model.safetensors not found in"),
-        "{msg}"
-    );
+    assert!(msg.contains("pytorch_model.bin or model.safetensors not found in"), "{msg}");
     std::fs::write(dir.join("model.safetensors.index.json"), "{}").unwrap();
     assert!(err_string(locate(&dir)).contains("sharded checkpoints are not supported"));
 
@@ -1049,43 +729,26 @@ fn checkpoint_errors() {
     let wpath = dir.join("model.safetensors");
     write_safetensors(&wpath, &[(WORD_EMBEDDINGS, Dtype::F32, vec![14, 4])]);
     let msg = err_string(f.check_weights(&Weights::open(&wpath).unwrap(), &cfg, 10));
-    assert!(
-        msg.contains("model.safetensors") && msg.contains("`head_layer.1.weight` is missing"),
-        "{msg}"
-    );
+    assert!(msg.contains("model.safetensors") && msg.contains("`head_layer.1.weight` is missing"), "{msg}");
     write_pairrm_weights(&wpath, 14, 6, 1);
     let msg = err_string(f.check_weights(&Weights::open(&wpath).unwrap(), &cfg, 10));
-    assert!(
-        msg.contains("model.safetensors") && msg.contains("[14, 6], expected [rows, 4]"),
-        "{msg}"
-    );
+    assert!(msg.contains("model.safetensors") && msg.contains("[14, 6], expected [rows, 4]"), "{msg}");
     write_pairrm_weights(&wpath, 14, 4, 2);
     let msg = err_string(f.check_weights(&Weights::open(&wpath).unwrap(), &cfg, 10));
     assert!(
-        msg.contains("`head_layer.4.weight` has shape [2, 4], expected [1, 4]")
-            && msg.contains("n_tasks 1"),
+        msg.contains("`head_layer.4.weight` has shape [2, 4], expected [1, 4]") && msg.contains("n_tasks 1"),
         "{msg}"
     );
     let bytes = std::fs::read(&wpath).unwrap();
     std::fs::write(&wpath, &bytes[..bytes.len() / 2]).unwrap();
     let msg = err_string(Weights::open(&wpath));
-    assert!(
-        msg.contains("model.safetensors") && msg.contains("truncated"),
-        "{msg}"
-    );
+    assert!(msg.contains("model.safetensors") && msg.contains("truncated"), "{msg}");
 
     // The model argument itself.
     let msg = err_string(CheckpointFiles::locate_with(s(&wpath), &opts, &no_hub()));
     assert!(msg.contains("is a file"), "{msg}");
-    let msg = err_string(CheckpointFiles::locate_with(
-        "./no/such dir",
-        &opts,
-        &no_hub(),
-    ));
-    assert!(
-        msg.contains("no such directory, and not a hub repo id"),
-        "{msg}"
-    );
+    let msg = err_string(CheckpointFiles::locate_with("./no/such dir", &opts, &no_hub()));
+    assert!(msg.contains("no such directory, and not a hub repo id"), "{msg}");
 }
 
 /// The cache-only source never creates anything (no network, no writes).
@@ -1093,12 +756,6 @@ fn checkpoint_errors() {
 fn cache_lookup_writes_nothing() {
     let cache = tempfile::tempdir().unwrap();
     let hub = HubCache::new(cache.path());
-    assert!(hub
-        .snapshot(
-            "org/model",
-            "main",
-            &FileRequest::required(&["config.json"])
-        )
-        .is_err());
+    assert!(hub.snapshot("org/model", "main", &FileRequest::required(&["config.json"])).is_err());
     assert_eq!(std::fs::read_dir(cache.path()).unwrap().count(), 0);
 }

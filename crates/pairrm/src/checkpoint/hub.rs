@@ -43,16 +43,12 @@ pub struct FileRequest {
 impl FileRequest {
     /// A request for `files`, all required.
     pub fn required(files: &[&str]) -> Self {
-        FileRequest {
-            required: files.iter().map(|s| s.to_string()).collect(),
-            ..Default::default()
-        }
+        FileRequest { required: files.iter().map(|s| s.to_string()).collect(), ..Default::default() }
     }
 
     /// Adds a group of alternatives (most preferred first).
     pub fn one_of(mut self, files: &[&str]) -> Self {
-        self.one_of
-            .push(files.iter().map(|s| s.to_string()).collect());
+        self.one_of.push(files.iter().map(|s| s.to_string()).collect());
         self
     }
 
@@ -65,12 +61,7 @@ impl FileRequest {
     /// The files missing from `dir` (for a group: its preferred name), empty if the request is
     /// satisfied.
     pub fn missing_in(&self, dir: &Path) -> Vec<String> {
-        let mut missing: Vec<String> = self
-            .required
-            .iter()
-            .filter(|f| !dir.join(f).is_file())
-            .cloned()
-            .collect();
+        let mut missing: Vec<String> = self.required.iter().filter(|f| !dir.join(f).is_file()).cloned().collect();
         for group in &self.one_of {
             if !group.iter().any(|f| dir.join(f).is_file()) {
                 missing.push(group.join(" or "));
@@ -129,12 +120,8 @@ pub fn cache_dir_from_env() -> Option<PathBuf> {
 /// `huggingface_hub` reads it. This module never uses the network either way; downloaders must
 /// check this.
 pub fn offline_from_env() -> bool {
-    std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| {
-        matches!(
-            v.trim().to_ascii_lowercase().as_str(),
-            "1" | "true" | "yes" | "on"
-        )
-    })
+    std::env::var("HF_HUB_OFFLINE")
+        .is_ok_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"))
 }
 
 /// Whether `s` is a hub repo id: `name` or `org/name`, each part made of ASCII letters, digits,
@@ -147,8 +134,7 @@ pub fn is_repo_id(s: &str) -> bool {
                 && p.len() <= 96
                 && !p.starts_with(['.', '-'])
                 && !p.contains("..")
-                && p.chars()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+                && p.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
         })
 }
 
@@ -167,9 +153,7 @@ fn is_safe_revision(revision: &str) -> bool {
     !revision.is_empty()
         && !revision.starts_with('/')
         && !revision.contains('\\')
-        && revision
-            .split('/')
-            .all(|c| !c.is_empty() && c != "." && c != "..")
+        && revision.split('/').all(|c| !c.is_empty() && c != "." && c != "..")
 }
 
 /// The Hugging Face hub cache, read-only and offline.
@@ -186,9 +170,9 @@ impl HubCache {
 
     /// The cache the environment points to (see [`cache_dir_from`]).
     pub fn from_env() -> Result<Self> {
-        cache_dir_from_env()
-            .map(HubCache::new)
-            .ok_or_else(|| Error::Hub("cannot locate the Hugging Face cache: set HF_HUB_CACHE or HF_HOME (HOME is not set)".into()))
+        cache_dir_from_env().map(HubCache::new).ok_or_else(|| {
+            Error::Hub("cannot locate the Hugging Face cache: set HF_HUB_CACHE or HF_HOME (HOME is not set)".into())
+        })
     }
 
     /// The cache directory.
@@ -201,13 +185,7 @@ impl HubCache {
         self.dir.join(repo_folder_name(repo))
     }
 
-    fn not_cached(
-        &self,
-        repo: &str,
-        revision: &str,
-        missing: Vec<String>,
-        reason: String,
-    ) -> Error {
+    fn not_cached(&self, repo: &str, revision: &str, missing: Vec<String>, reason: String) -> Error {
         Error::NotInCache {
             repo: repo.to_string(),
             revision: revision.to_string(),
@@ -219,10 +197,7 @@ impl HubCache {
 
     fn check_ids(&self, repo: &str, revision: &str) -> Result<()> {
         if !is_repo_id(repo) {
-            return Err(Error::model(
-                repo,
-                "not a valid hub repo id (expected `org/name`)",
-            ));
+            return Err(Error::model(repo, "not a valid hub repo id (expected `org/name`)"));
         }
         if !is_safe_revision(revision) {
             return Err(Error::model(repo, format!("invalid revision {revision:?}")));
@@ -250,20 +225,14 @@ impl HubCache {
                     repo,
                     revision,
                     everything(),
-                    format!(
-                        " (no {}: revision {revision} was never downloaded)",
-                        ref_path.display()
-                    ),
+                    format!(" (no {}: revision {revision} was never downloaded)", ref_path.display()),
                 ))
             }
             Err(e) => return Err(Error::io(&ref_path, e)),
         };
         let commit = text.trim();
         if commit.is_empty() || !commit.bytes().all(|b| b.is_ascii_alphanumeric()) {
-            return Err(Error::invalid_file(
-                &ref_path,
-                format!("does not hold a commit hash: {commit:?}"),
-            ));
+            return Err(Error::invalid_file(&ref_path, format!("does not hold a commit hash: {commit:?}")));
         }
         Ok(commit.to_string())
     }
@@ -273,12 +242,7 @@ impl HubCache {
         let commit = self.resolve_commit(repo, revision)?;
         let dir = self.repo_dir(repo).join("snapshots").join(&commit);
         if !dir.is_dir() {
-            return Err(self.not_cached(
-                repo,
-                revision,
-                Vec::new(),
-                format!(" (no snapshot {})", dir.display()),
-            ));
+            return Err(self.not_cached(repo, revision, Vec::new(), format!(" (no snapshot {})", dir.display())));
         }
         Ok(dir)
     }
@@ -294,31 +258,14 @@ impl SnapshotSource for HubCache {
     fn snapshot(&self, repo: &str, revision: &str, request: &FileRequest) -> Result<PathBuf> {
         let dir = match self.snapshot_dir(repo, revision) {
             Ok(dir) => dir,
-            Err(Error::NotInCache {
-                repo,
-                revision,
-                cache_dir,
-                reason,
-                ..
-            }) => {
-                return Err(Error::NotInCache {
-                    repo,
-                    revision,
-                    cache_dir,
-                    missing: request.all_needed(),
-                    reason,
-                })
+            Err(Error::NotInCache { repo, revision, cache_dir, reason, .. }) => {
+                return Err(Error::NotInCache { repo, revision, cache_dir, missing: request.all_needed(), reason })
             }
             Err(e) => return Err(e),
         };
         let missing = request.missing_in(&dir);
         if !missing.is_empty() {
-            return Err(self.not_cached(
-                repo,
-                revision,
-                missing,
-                format!(" (snapshot {})", dir.display()),
-            ));
+            return Err(self.not_cached(repo, revision, missing, format!(" (snapshot {})", dir.display())));
         }
         Ok(dir)
     }
@@ -330,44 +277,25 @@ mod tests {
     use std::collections::HashMap;
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let m: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let m: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         move |k| m.get(k).cloned()
     }
 
     #[test]
     fn cache_dir_rules() {
         let home = [("HOME", "/home/u")];
-        assert_eq!(
-            cache_dir_from(env(&home)),
-            Some("/home/u/.cache/huggingface/hub".into())
-        );
+        assert_eq!(cache_dir_from(env(&home)), Some("/home/u/.cache/huggingface/hub".into()));
         assert_eq!(
             cache_dir_from(env(&[("HOME", "/home/u"), ("XDG_CACHE_HOME", "/x")])),
             Some("/x/huggingface/hub".into())
         );
+        assert_eq!(cache_dir_from(env(&[("HOME", "/home/u"), ("HF_HOME", "~/hf")])), Some("/home/u/hf/hub".into()));
         assert_eq!(
-            cache_dir_from(env(&[("HOME", "/home/u"), ("HF_HOME", "~/hf")])),
-            Some("/home/u/hf/hub".into())
-        );
-        assert_eq!(
-            cache_dir_from(env(&[
-                ("HOME", "/h"),
-                ("HF_HOME", "/hf"),
-                ("HF_HUB_CACHE", "/c")
-            ])),
+            cache_dir_from(env(&[("HOME", "/h"), ("HF_HOME", "/hf"), ("HF_HUB_CACHE", "/c")])),
             Some("/c".into())
         );
-        assert_eq!(
-            cache_dir_from(env(&[("HUGGINGFACE_HUB_CACHE", "/old")])),
-            Some("/old".into())
-        );
-        assert_eq!(
-            cache_dir_from(env(&[("HF_HUB_CACHE", ""), ("HF_HOME", "/hf")])),
-            Some("/hf/hub".into())
-        );
+        assert_eq!(cache_dir_from(env(&[("HUGGINGFACE_HUB_CACHE", "/old")])), Some("/old".into()));
+        assert_eq!(cache_dir_from(env(&[("HF_HUB_CACHE", ""), ("HF_HOME", "/hf")])), Some("/hf/hub".into()));
         assert_eq!(cache_dir_from(env(&[])), None);
     }
 
@@ -376,28 +304,13 @@ mod tests {
         assert!(is_repo_id("llm-blender/PairRM"));
         assert!(is_repo_id("gpt2"));
         assert!(is_repo_id("microsoft/deberta-v3-large"));
-        for bad in [
-            "",
-            "a/b/c",
-            "../x",
-            "a/..",
-            "a//b",
-            "/abs",
-            "a b/c",
-            ".hidden/x",
-            "org/na..me",
-        ] {
+        for bad in ["", "a/b/c", "../x", "a/..", "a//b", "/abs", "a b/c", ".hidden/x", "org/na..me"] {
             assert!(!is_repo_id(bad), "{bad}");
         }
-        assert_eq!(
-            repo_folder_name("llm-blender/PairRM"),
-            "models--llm-blender--PairRM"
-        );
+        assert_eq!(repo_folder_name("llm-blender/PairRM"), "models--llm-blender--PairRM");
         assert!(is_commit_hash("0123456789abcdef0123456789abcdef01234567"));
         assert!(!is_commit_hash("main"));
         assert!(is_safe_revision("refs/pr/1") && is_safe_revision("v1.0"));
-        assert!(
-            !is_safe_revision("../x") && !is_safe_revision("/etc") && !is_safe_revision("a//b")
-        );
+        assert!(!is_safe_revision("../x") && !is_safe_revision("/etc") && !is_safe_revision("a//b"));
     }
 }

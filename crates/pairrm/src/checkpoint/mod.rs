@@ -72,11 +72,7 @@ const MARKERS: [(&str, &str); 4] = [
 ];
 
 /// Tokenizer files fetched with a model when present.
-const TOKENIZER_OPTIONAL: [&str; 3] = [
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "added_tokens.json",
-];
+const TOKENIZER_OPTIONAL: [&str; 3] = ["tokenizer_config.json", "special_tokens_map.json", "added_tokens.json"];
 
 /// The two checkpoint layouts PairRM is published in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -167,12 +163,7 @@ impl Place {
     }
 
     /// The directory holding what `request` asks for.
-    fn fetch(
-        &self,
-        model: &str,
-        request: &FileRequest,
-        source: &dyn SnapshotSource,
-    ) -> Result<PathBuf> {
+    fn fetch(&self, model: &str, request: &FileRequest, source: &dyn SnapshotSource) -> Result<PathBuf> {
         match self {
             Place::Hub { repo, revision } => source.snapshot(repo, revision, request),
             Place::Local(dir) => {
@@ -180,25 +171,11 @@ impl Place {
                 if missing.is_empty() {
                     return Ok(dir.clone());
                 }
-                let sharded = [
-                    "model.safetensors.index.json",
-                    "pytorch_model.bin.index.json",
-                ]
-                .iter()
-                .any(|f| dir.join(f).is_file());
-                let hint = if sharded {
-                    " (sharded checkpoints are not supported)"
-                } else {
-                    ""
-                };
-                Err(Error::model(
-                    model,
-                    format!(
-                        "{} not found in {}{hint}",
-                        missing.join(", "),
-                        dir.display()
-                    ),
-                ))
+                let sharded = ["model.safetensors.index.json", "pytorch_model.bin.index.json"]
+                    .iter()
+                    .any(|f| dir.join(f).is_file());
+                let hint = if sharded { " (sharded checkpoints are not supported)" } else { "" };
+                Err(Error::model(model, format!("{} not found in {}{hint}", missing.join(", "), dir.display())))
             }
         }
     }
@@ -215,8 +192,8 @@ impl SnapshotSource for EnvCache {
 
 fn read_json(path: &Path) -> Result<serde_json::Value> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    let value: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| Error::invalid_file(path, format!("invalid JSON: {e}")))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| Error::invalid_file(path, format!("invalid JSON: {e}")))?;
     if !value.is_object() {
         return Err(Error::invalid_file(path, "expected a JSON object"));
     }
@@ -227,38 +204,27 @@ fn read_json(path: &Path) -> Result<serde_json::Value> {
 fn opt_uint(v: &serde_json::Value, key: &str, path: &Path) -> Result<Option<u64>> {
     match v.get(key) {
         None | Some(serde_json::Value::Null) => Ok(None),
-        Some(x) => x.as_u64().map(Some).ok_or_else(|| {
-            Error::invalid_file(
-                path,
-                format!("`{key}` must be a non-negative integer, got {x}"),
-            )
-        }),
+        Some(x) => x
+            .as_u64()
+            .map(Some)
+            .ok_or_else(|| Error::invalid_file(path, format!("`{key}` must be a non-negative integer, got {x}"))),
     }
 }
 
 fn opt_usize(v: &serde_json::Value, key: &str, path: &Path) -> Result<Option<usize>> {
     opt_uint(v, key, path)?
-        .map(|x| {
-            usize::try_from(x)
-                .map_err(|_| Error::invalid_file(path, format!("`{key}` is too large: {x}")))
-        })
+        .map(|x| usize::try_from(x).map_err(|_| Error::invalid_file(path, format!("`{key}` is too large: {x}"))))
         .transpose()
 }
 
 fn opt_u32(v: &serde_json::Value, key: &str, path: &Path) -> Result<Option<u32>> {
     opt_uint(v, key, path)?
-        .map(|x| {
-            u32::try_from(x)
-                .map_err(|_| Error::invalid_file(path, format!("`{key}` is too large: {x}")))
-        })
+        .map(|x| u32::try_from(x).map_err(|_| Error::invalid_file(path, format!("`{key}` is too large: {x}"))))
         .transpose()
 }
 
 fn keys_of(v: &serde_json::Value) -> String {
-    let mut keys: Vec<&str> = v
-        .as_object()
-        .map(|o| o.keys().map(String::as_str).collect())
-        .unwrap_or_default();
+    let mut keys: Vec<&str> = v.as_object().map(|o| o.keys().map(String::as_str).collect()).unwrap_or_default();
     keys.sort_unstable();
     if keys.is_empty() {
         "none".into()
@@ -268,18 +234,12 @@ fn keys_of(v: &serde_json::Value) -> String {
 }
 
 fn detect_layout(config: &serde_json::Value, path: &Path) -> Result<Layout> {
-    let unknown = |why: String| {
-        Error::invalid_file(
-            path,
-            format!("unknown layout: {why}; keys found: {}", keys_of(config)),
-        )
-    };
+    let unknown =
+        |why: String| Error::invalid_file(path, format!("unknown layout: {why}; keys found: {}", keys_of(config)));
     if let Some(rt) = config.get("ranker_type") {
         return match rt.as_str() {
             Some("pairranker") => Ok(Layout::Original),
-            _ => Err(unknown(format!(
-                "ranker_type is {rt}, only \"pairranker\" (PairRM) is supported"
-            ))),
+            _ => Err(unknown(format!("ranker_type is {rt}, only \"pairranker\" (PairRM) is supported"))),
         };
     }
     if MARKERS.iter().any(|(_, key)| config.get(key).is_some()) {
@@ -301,39 +261,20 @@ impl CheckpointFiles {
 
     /// [`CheckpointFiles::locate`] with hub ids resolved by `source` (e.g. a [`HubCache`] at a
     /// given directory, or a downloader).
-    pub fn locate_with(
-        model: &str,
-        options: &OpenOptions,
-        source: &dyn SnapshotSource,
-    ) -> Result<Self> {
+    pub fn locate_with(model: &str, options: &OpenOptions, source: &dyn SnapshotSource) -> Result<Self> {
         let path = Path::new(model);
         let place = if path.is_dir() {
             if options.revision.is_some() {
-                tracing::warn!(
-                    model,
-                    "a revision was given for a local directory; it is ignored"
-                );
+                tracing::warn!(model, "a revision was given for a local directory; it is ignored");
             }
             Place::Local(path.to_path_buf())
         } else if path.exists() {
-            return Err(Error::model(
-                model,
-                "is a file; pass the checkpoint directory",
-            ));
+            return Err(Error::model(model, "is a file; pass the checkpoint directory"));
         } else if hub::is_repo_id(model) {
-            let revision = options
-                .revision
-                .clone()
-                .unwrap_or_else(|| hub::DEFAULT_REVISION.to_string());
-            Place::Hub {
-                repo: model.to_string(),
-                revision,
-            }
+            let revision = options.revision.clone().unwrap_or_else(|| hub::DEFAULT_REVISION.to_string());
+            Place::Hub { repo: model.to_string(), revision }
         } else {
-            return Err(Error::model(
-                model,
-                "no such directory, and not a hub repo id (`org/name`)",
-            ));
+            return Err(Error::model(model, "no such directory, and not a hub repo id (`org/name`)"));
         };
 
         let dir = place.fetch(model, &FileRequest::required(&["config.json"]), source)?;
@@ -343,14 +284,9 @@ impl CheckpointFiles {
 
         let source_cfg = opt_usize(&config, "source_maxlength", &config_path)?;
         let candidate_cfg = opt_usize(&config, "candidate_maxlength", &config_path)?;
-        let source_max_length = options
-            .source_max_length
-            .or(source_cfg)
-            .unwrap_or(DEFAULT_SOURCE_MAX_LENGTH);
-        let candidate_max_length = options
-            .candidate_max_length
-            .or(candidate_cfg)
-            .unwrap_or(DEFAULT_CANDIDATE_MAX_LENGTH);
+        let source_max_length = options.source_max_length.or(source_cfg).unwrap_or(DEFAULT_SOURCE_MAX_LENGTH);
+        let candidate_max_length =
+            options.candidate_max_length.or(candidate_cfg).unwrap_or(DEFAULT_CANDIDATE_MAX_LENGTH);
         let n_tasks = opt_usize(&config, "n_tasks", &config_path)?.unwrap_or(1);
 
         match layout {
@@ -371,7 +307,9 @@ impl CheckpointFiles {
                     if !mt.starts_with("deberta") || mt.starts_with("deberta-rm") {
                         return Err(Error::unsupported(
                             &config_path,
-                            format!("model_type {mt:?}: only PairRanker with a DeBERTa backbone (\"deberta\") is supported"),
+                            format!(
+                                "model_type {mt:?}: only PairRanker with a DeBERTa backbone (\"deberta\") is supported"
+                            ),
                         ));
                     }
                 }
@@ -379,10 +317,7 @@ impl CheckpointFiles {
                 let backbone_place = if local.is_dir() {
                     Place::Local(local)
                 } else if hub::is_repo_id(&model_name) {
-                    Place::Hub {
-                        repo: model_name.clone(),
-                        revision: hub::DEFAULT_REVISION.to_string(),
-                    }
+                    Place::Hub { repo: model_name.clone(), revision: hub::DEFAULT_REVISION.to_string() }
                 } else {
                     return Err(Error::invalid_file(
                         &config_path,
@@ -395,29 +330,21 @@ impl CheckpointFiles {
                 let request = FileRequest::required(&["config.json"])
                     .one_of(&["tokenizer.json", "spm.model"])
                     .optional(&TOKENIZER_OPTIONAL);
-                let backbone_dir =
-                    backbone_place
-                        .fetch(model, &request, source)
-                        .map_err(|e| match e {
-                            Error::Model { message, .. } => Error::invalid_file(
-                                &config_path,
-                                format!("backbone `model_name` {model_name:?}: {message}"),
-                            ),
-                            other => other,
-                        })?;
+                let backbone_dir = backbone_place.fetch(model, &request, source).map_err(|e| match e {
+                    Error::Model { message, .. } => {
+                        Error::invalid_file(&config_path, format!("backbone `model_name` {model_name:?}: {message}"))
+                    }
+                    other => other,
+                })?;
                 let backbone_config_path = backbone_dir.join("config.json");
-                let deberta = DebertaConfig::from_json(
-                    &read_json(&backbone_config_path)?,
-                    &backbone_config_path,
-                )?;
+                let deberta = DebertaConfig::from_json(&read_json(&backbone_config_path)?, &backbone_config_path)?;
 
                 let weights_dir = place.fetch(
                     model,
                     &FileRequest::default().one_of(&["pytorch_model.bin", "model.safetensors"]),
                     source,
                 )?;
-                let weights_path =
-                    first_file(&weights_dir, &["pytorch_model.bin", "model.safetensors"]);
+                let weights_path = first_file(&weights_dir, &["pytorch_model.bin", "model.safetensors"]);
                 tracing::debug!(model, backbone = %backbone_place.describe(), "original PairRM layout");
                 Ok(CheckpointFiles {
                     model_id: model.to_string(),
@@ -444,27 +371,17 @@ impl CheckpointFiles {
                     ids[i].ok_or_else(|| {
                         Error::invalid_file(
                             &config_path,
-                            format!(
-                                "PairRM-hf layout without `{}` (keys found: {})",
-                                MARKERS[i].1,
-                                keys_of(&config)
-                            ),
+                            format!("PairRM-hf layout without `{}` (keys found: {})", MARKERS[i].1, keys_of(&config)),
                         )
                     })
                 };
-                let markers = MarkerSpec::Explicit {
-                    source: need(0)?,
-                    cand1: need(1)?,
-                    cand2: need(2)?,
-                    cand: ids[3],
-                };
+                let markers = MarkerSpec::Explicit { source: need(0)?, cand1: need(1)?, cand2: need(2)?, cand: ids[3] };
                 let request = FileRequest::default()
                     .one_of(&["model.safetensors", "pytorch_model.bin"])
                     .one_of(&["tokenizer.json", "spm.model"])
                     .optional(&TOKENIZER_OPTIONAL);
                 let full_dir = place.fetch(model, &request, source)?;
-                let weights_path =
-                    first_file(&full_dir, &["model.safetensors", "pytorch_model.bin"]);
+                let weights_path = first_file(&full_dir, &["model.safetensors", "pytorch_model.bin"]);
                 Ok(CheckpointFiles {
                     model_id: model.to_string(),
                     backbone_config_path: config_path.clone(),
@@ -488,20 +405,14 @@ impl CheckpointFiles {
     ///
     /// A marker id that the tokenizer records differently from the checkpoint is an error naming
     /// both. The limits are validated ([`PairRmConfig::validate`]).
-    pub fn pairrm_config(
-        &self,
-        base_len: usize,
-        recorded: &dyn Fn(&str) -> Option<u32>,
-    ) -> Result<PairRmConfig> {
+    pub fn pairrm_config(&self, base_len: usize, recorded: &dyn Fn(&str) -> Option<u32>) -> Result<PairRmConfig> {
         let config = &self.config_path;
         let (ids, origin): ([u32; 4], [String; 4]) = match self.markers {
             MarkerSpec::AfterBase => {
                 let base = u32::try_from(base_len)
                     .ok()
                     .filter(|b| b.checked_add(3).is_some())
-                    .ok_or_else(|| {
-                        Error::Tokenizer(format!("base length {base_len} is too large"))
-                    })?;
+                    .ok_or_else(|| Error::Tokenizer(format!("base length {base_len} is too large")))?;
                 let ids = [base, base + 1, base + 2, base + 3];
                 let origin = std::array::from_fn(|i| {
                     format!(
@@ -511,12 +422,7 @@ impl CheckpointFiles {
                 });
                 (ids, origin)
             }
-            MarkerSpec::Explicit {
-                source,
-                cand1,
-                cand2,
-                cand,
-            } => {
+            MarkerSpec::Explicit { source, cand1, cand2, cand } => {
                 let cand = match cand.or_else(|| recorded(MARKERS[3].0)) {
                     Some(c) => c,
                     None => {
@@ -554,10 +460,7 @@ impl CheckpointFiles {
                 if ids[i] == ids[j] {
                     return Err(Error::invalid_file(
                         config,
-                        format!(
-                            "markers {} and {} have the same id {}",
-                            MARKERS[i].0, MARKERS[j].0, ids[i]
-                        ),
+                        format!("markers {} and {} have the same id {}", MARKERS[i].0, MARKERS[j].0, ids[i]),
                     ));
                 }
             }
@@ -566,12 +469,7 @@ impl CheckpointFiles {
             source_max_length: self.source_max_length,
             candidate_max_length: self.candidate_max_length,
             n_tasks: self.n_tasks,
-            markers: MarkerIds {
-                source: ids[0],
-                cand1: ids[1],
-                cand2: ids[2],
-                cand: ids[3],
-            },
+            markers: MarkerIds { source: ids[0], cand1: ids[1], cand2: ids[2], cand: ids[3] },
         };
         cfg.validate(&config.display().to_string())?;
         Ok(cfg)
@@ -581,23 +479,12 @@ impl CheckpointFiles {
     /// backbone's hidden size and rows covering the tokenizer's ids (`base_len`) and every
     /// marker id; the head is `[H, 2H]`, `[H]`, `[n_tasks, H]`, `[n_tasks]`. Returns the
     /// backbone config with `vocab_size` set to the table's row count.
-    pub fn check_weights(
-        &self,
-        weights: &Weights,
-        pairrm: &PairRmConfig,
-        base_len: usize,
-    ) -> Result<DebertaConfig> {
+    pub fn check_weights(&self, weights: &Weights, pairrm: &PairRmConfig, base_len: usize) -> Result<DebertaConfig> {
         let file = weights.path();
         let h = self.deberta.hidden_size;
         let shape_of = |name: &str| {
             weights.shape(name).ok_or_else(|| {
-                Error::invalid_file(
-                    file,
-                    format!(
-                        "tensor `{name}` is missing; the file has {} entries",
-                        weights.len()
-                    ),
-                )
+                Error::invalid_file(file, format!("tensor `{name}` is missing; the file has {} entries", weights.len()))
             })
         };
         let emb = shape_of(WORD_EMBEDDINGS)?;
@@ -614,12 +501,9 @@ impl CheckpointFiles {
             }
         };
         let m = pairrm.markers;
-        for (marker, id) in [
-            (MARKERS[0].0, m.source),
-            (MARKERS[1].0, m.cand1),
-            (MARKERS[2].0, m.cand2),
-            (MARKERS[3].0, m.cand),
-        ] {
+        for (marker, id) in
+            [(MARKERS[0].0, m.source), (MARKERS[1].0, m.cand1), (MARKERS[2].0, m.cand2), (MARKERS[3].0, m.cand)]
+        {
             if id as usize >= rows {
                 return Err(Error::invalid_file(
                     file,
@@ -655,20 +539,13 @@ impl CheckpointFiles {
                 ));
             }
         }
-        Ok(DebertaConfig {
-            vocab_size: rows,
-            ..self.deberta.clone()
-        })
+        Ok(DebertaConfig { vocab_size: rows, ..self.deberta.clone() })
     }
 }
 
 /// The first of `names` that is a file in `dir` (the caller made sure one is).
 fn first_file(dir: &Path, names: &[&str]) -> PathBuf {
-    names
-        .iter()
-        .map(|n| dir.join(n))
-        .find(|p| p.is_file())
-        .unwrap_or_else(|| dir.join(names[0]))
+    names.iter().map(|n| dir.join(n)).find(|p| p.is_file()).unwrap_or_else(|| dir.join(names[0]))
 }
 
 /// A checkpoint ready to build a model from.
@@ -698,11 +575,7 @@ impl Checkpoint {
     }
 
     /// [`Checkpoint::open`] with hub ids resolved by `source`.
-    pub fn open_with(
-        model: &str,
-        options: &OpenOptions,
-        source: &dyn SnapshotSource,
-    ) -> Result<Self> {
+    pub fn open_with(model: &str, options: &OpenOptions, source: &dyn SnapshotSource) -> Result<Self> {
         let files = CheckpointFiles::locate_with(model, options, source)?;
         let tokenizer = PairTokenizer::from_dir(&files.tokenizer_dir)?;
         let base_len = tokenizer.base_len();

@@ -111,13 +111,7 @@ fn tuple(items: Vec<Value>) -> Result<Value, String> {
 ///
 /// Errors are messages (the caller adds the file name), with the byte offset of the opcode.
 pub(crate) fn load(data: &[u8]) -> Result<Value, String> {
-    let mut m = Machine {
-        data,
-        pos: 0,
-        stack: Vec::new(),
-        marks: Vec::new(),
-        memo: Vec::new(),
-    };
+    let mut m = Machine { data, pos: 0, stack: Vec::new(), marks: Vec::new(), memo: Vec::new() };
     loop {
         let at = m.pos;
         let op = m.byte().map_err(|e| format!("{e} (no STOP opcode)"))?;
@@ -145,12 +139,7 @@ impl<'a> Machine<'a> {
             .pos
             .checked_add(n)
             .filter(|&e| e <= self.data.len())
-            .ok_or_else(|| {
-                format!(
-                    "needs {n} more bytes, only {} left (truncated)",
-                    self.data.len() - self.pos
-                )
-            })?;
+            .ok_or_else(|| format!("needs {n} more bytes, only {} left (truncated)", self.data.len() - self.pos))?;
         let s = &self.data[self.pos..end];
         self.pos = end;
         Ok(s)
@@ -178,10 +167,7 @@ impl<'a> Machine<'a> {
     }
     fn line(&mut self) -> Result<&'a str, String> {
         let rest = &self.data[self.pos..];
-        let n = rest
-            .iter()
-            .position(|&b| b == b'\n')
-            .ok_or("unterminated text line (truncated)")?;
+        let n = rest.iter().position(|&b| b == b'\n').ok_or("unterminated text line (truncated)")?;
         let s = std::str::from_utf8(&rest[..n]).map_err(|_| "text line is not UTF-8")?;
         self.pos += n + 1;
         Ok(s)
@@ -207,9 +193,7 @@ impl<'a> Machine<'a> {
         if self.stack.len() <= floor {
             return Err("stack underflow".into());
         }
-        self.stack
-            .last_mut()
-            .ok_or_else(|| "stack underflow".into())
+        self.stack.last_mut().ok_or_else(|| "stack underflow".into())
     }
     fn pop_mark(&mut self) -> Result<Vec<Value>, String> {
         let mark = self.marks.pop().ok_or("no MARK on the stack")?;
@@ -231,12 +215,7 @@ impl<'a> Machine<'a> {
         Ok(())
     }
     fn memo_get(&mut self, idx: usize) -> Result<(), String> {
-        let v = self
-            .memo
-            .get(idx)
-            .cloned()
-            .flatten()
-            .ok_or_else(|| format!("memo index {idx} was never stored"))?;
+        let v = self.memo.get(idx).cloned().flatten().ok_or_else(|| format!("memo index {idx} was never stored"))?;
         self.push(v);
         Ok(())
     }
@@ -245,12 +224,7 @@ impl<'a> Machine<'a> {
         let list = self.top()?;
         match list {
             Value::List(l) => {
-                let depth = items
-                    .iter()
-                    .map(|v| v.depth() + 1)
-                    .max()
-                    .unwrap_or(0)
-                    .max(l.depth);
+                let depth = items.iter().map(|v| v.depth() + 1).max().unwrap_or(0).max(l.depth);
                 if depth > MAX_DEPTH {
                     return Err(format!("containers nested deeper than {MAX_DEPTH}"));
                 }
@@ -272,12 +246,7 @@ impl<'a> Machine<'a> {
         let dict = self.top()?;
         match dict {
             Value::Dict(d) => {
-                let depth = items
-                    .iter()
-                    .map(|v| v.depth() + 1)
-                    .max()
-                    .unwrap_or(0)
-                    .max(d.depth);
+                let depth = items.iter().map(|v| v.depth() + 1).max().unwrap_or(0).max(d.depth);
                 if depth > MAX_DEPTH {
                     return Err(format!("containers nested deeper than {MAX_DEPTH}"));
                 }
@@ -334,11 +303,7 @@ impl<'a> Machine<'a> {
                 self.push(Value::Int(v.into()))
             }
             0x8a | 0x8b => {
-                let n = if op == 0x8a {
-                    u64::from(self.byte()?)
-                } else {
-                    u64::from(self.u32()?)
-                };
+                let n = if op == 0x8a { u64::from(self.byte()?) } else { u64::from(self.u32()?) };
                 let b = self.len(n)?;
                 self.push(long(b));
             }
@@ -365,11 +330,7 @@ impl<'a> Machine<'a> {
             }
             // Python 2 strings (BINSTRING, SHORT_BINSTRING): bytes, read as text where possible.
             b'T' | b'U' => {
-                let n = if op == b'T' {
-                    u64::from(self.u32()?)
-                } else {
-                    u64::from(self.byte()?)
-                };
+                let n = if op == b'T' { u64::from(self.u32()?) } else { u64::from(self.byte()?) };
                 let b = self.len(n)?;
                 self.push(Value::Str(String::from_utf8_lossy(b).into()))
             }
@@ -444,9 +405,7 @@ impl<'a> Machine<'a> {
                 let name = self.pop()?;
                 let module = self.pop()?;
                 match (module, name) {
-                    (Value::Str(m), Value::Str(n)) => {
-                        self.push(Value::Global(Rc::new((m.to_string(), n.to_string()))))
-                    }
+                    (Value::Str(m), Value::Str(n)) => self.push(Value::Global(Rc::new((m.to_string(), n.to_string())))),
                     _ => return Err("STACK_GLOBAL needs two strings".into()),
                 }
             }
@@ -487,17 +446,13 @@ impl<'a> Machine<'a> {
             0x81 => {
                 let _args = self.pop()?;
                 let cls = self.pop()?;
-                self.push(Value::Opaque(
-                    format!("an object of class {}", cls.describe()).into(),
-                ))
+                self.push(Value::Opaque(format!("an object of class {}", cls.describe()).into()))
             }
             0x92 => {
                 let _kwargs = self.pop()?;
                 let _args = self.pop()?;
                 let cls = self.pop()?;
-                self.push(Value::Opaque(
-                    format!("an object of class {}", cls.describe()).into(),
-                ))
+                self.push(Value::Opaque(format!("an object of class {}", cls.describe()).into()))
             }
             b'b' => {
                 // BUILD: sets an object's state (e.g. a state dict's `_metadata`); not needed.
@@ -533,12 +488,7 @@ fn long(b: &[u8]) -> Value {
 fn persistent_load(pid: &Value) -> Result<Value, String> {
     let items = match pid {
         Value::Tuple(t) => &t.items,
-        other => {
-            return Err(format!(
-                "persistent id is {}, expected a tuple",
-                other.describe()
-            ))
-        }
+        other => return Err(format!("persistent id is {}, expected a tuple", other.describe())),
     };
     match items.first() {
         Some(Value::Str(s)) if &**s == "storage" => {}
@@ -554,21 +504,11 @@ fn persistent_load(pid: &Value) -> Result<Value, String> {
             ("torch", "BFloat16Storage") => StorageType::BF16,
             (m, n) => StorageType::Other(format!("{m}.{n}")),
         },
-        other => {
-            return Err(format!(
-                "storage type is {}, expected a class",
-                other.describe()
-            ))
-        }
+        other => return Err(format!("storage type is {}, expected a class", other.describe())),
     };
     let key = match &items[2] {
         Value::Str(s) => s.to_string(),
-        other => {
-            return Err(format!(
-                "storage key is {}, expected a string",
-                other.describe()
-            ))
-        }
+        other => return Err(format!("storage key is {}, expected a string", other.describe())),
     };
     Ok(Value::Storage(Rc::new(StorageRef { key, dtype })))
 }
@@ -583,10 +523,7 @@ fn ints(v: &Value, what: &str) -> Result<Vec<usize>, String> {
         .iter()
         .map(|x| match x {
             Value::Int(i) if *i >= 0 => Ok(*i as usize),
-            other => Err(format!(
-                "{what} holds {}, expected a non-negative integer",
-                other.describe()
-            )),
+            other => Err(format!("{what} holds {}, expected a non-negative integer", other.describe())),
         })
         .collect()
 }
@@ -595,20 +532,11 @@ fn ints(v: &Value, what: &str) -> Result<Vec<usize>, String> {
 fn call(callable: &Value, args: &Value) -> Result<Value, String> {
     let (module, name) = match callable {
         Value::Global(g) => (g.0.as_str(), g.1.as_str()),
-        other => {
-            return Ok(Value::Opaque(
-                format!("the result of calling {}", other.describe()).into(),
-            ))
-        }
+        other => return Ok(Value::Opaque(format!("the result of calling {}", other.describe()).into())),
     };
     let args = match args {
         Value::Tuple(t) => &t.items,
-        other => {
-            return Err(format!(
-                "arguments of {module}.{name} are {}, expected a tuple",
-                other.describe()
-            ))
-        }
+        other => return Err(format!("arguments of {module}.{name} are {}, expected a tuple", other.describe())),
     };
     match (module, name) {
         ("collections", "OrderedDict") if args.is_empty() => Ok(Value::Dict(seq(Vec::new(), 1)?)),
@@ -616,17 +544,11 @@ fn call(callable: &Value, args: &Value) -> Result<Value, String> {
             // (storage, storage_offset, size, stride, ...)
             let what = format!("{module}.{name}");
             if args.len() < 4 {
-                return Ok(Value::Opaque(
-                    format!("{what} called with {} arguments", args.len()).into(),
-                ));
+                return Ok(Value::Opaque(format!("{what} called with {} arguments", args.len()).into()));
             }
             let storage = match &args[0] {
                 Value::Storage(s) => (**s).clone(),
-                other => {
-                    return Ok(Value::Opaque(
-                        format!("{what} of {}", other.describe()).into(),
-                    ))
-                }
+                other => return Ok(Value::Opaque(format!("{what} of {}", other.describe()).into())),
             };
             let built = (|| -> Result<TensorRef, String> {
                 let offset = match &args[1] {
@@ -636,31 +558,23 @@ fn call(callable: &Value, args: &Value) -> Result<Value, String> {
                 let shape = ints(&args[2], "size")?;
                 let stride = ints(&args[3], "stride")?;
                 if shape.len() != stride.len() {
-                    return Err(format!(
-                        "size {shape:?} and stride {stride:?} differ in length"
-                    ));
+                    return Err(format!("size {shape:?} and stride {stride:?} differ in length"));
                 }
-                Ok(TensorRef {
-                    storage,
-                    offset,
-                    shape,
-                    stride,
-                })
+                Ok(TensorRef { storage, offset, shape, stride })
             })();
             Ok(match built {
                 Ok(t) => Value::Tensor(Rc::new(t)),
                 Err(e) => Value::Opaque(format!("a malformed tensor ({e})").into()),
             })
         }
-        ("torch._utils", "_rebuild_parameter")
-        | ("torch._utils", "_rebuild_parameter_with_state") => match args.first() {
-            Some(t @ Value::Tensor(_)) => Ok(t.clone()),
-            Some(other) => Ok(other.clone()),
-            None => Ok(Value::Opaque("a parameter without data".into())),
-        },
-        _ => Ok(Value::Opaque(
-            format!("the result of {module}.{name}(...)").into(),
-        )),
+        ("torch._utils", "_rebuild_parameter") | ("torch._utils", "_rebuild_parameter_with_state") => {
+            match args.first() {
+                Some(t @ Value::Tensor(_)) => Ok(t.clone()),
+                Some(other) => Ok(other.clone()),
+                None => Ok(Value::Opaque("a parameter without data".into())),
+            }
+        }
+        _ => Ok(Value::Opaque(format!("the result of {module}.{name}(...)").into())),
     }
 }
 
@@ -671,9 +585,7 @@ mod tests {
     #[test]
     fn small_programs() {
         // {'a': [1, -2, 3.5], 'b': (True, None)}
-        let mut p = vec![
-            0x80, 2, b'}', b'(', b'X', 1, 0, 0, 0, b'a', b']', b'(', b'K', 1, b'J',
-        ];
+        let mut p = vec![0x80, 2, b'}', b'(', b'X', 1, 0, 0, 0, b'a', b']', b'(', b'K', 1, b'J'];
         p.extend((-2i32).to_le_bytes());
         p.push(b'G');
         p.extend(3.5f64.to_be_bytes());
@@ -682,9 +594,9 @@ mod tests {
             Value::Dict(d) => {
                 assert_eq!(d.items.len(), 2);
                 match &d.items[0].1 {
-                    Value::List(l) => assert!(
-                        matches!(l.items[..], [Value::Int(1), Value::Int(-2), Value::Float(f)] if f == 3.5)
-                    ),
+                    Value::List(l) => {
+                        assert!(matches!(l.items[..], [Value::Int(1), Value::Int(-2), Value::Float(f)] if f == 3.5))
+                    }
                     other => panic!("{other:?}"),
                 }
             }

@@ -47,21 +47,16 @@ pub(crate) fn read_torch_zip(path: &Path, buffer: &Arc<Buffer>) -> Result<HashMa
                     .into(),
             ));
         }
-        return Err(bad(
-            "not a torch checkpoint (neither a zip archive nor a legacy torch pickle)".into(),
-        ));
+        return Err(bad("not a torch checkpoint (neither a zip archive nor a legacy torch pickle)".into()));
     }
-    let mut zip = Zip::new(Cursor::new(bytes))
-        .map_err(|e| bad(format!("not a valid torch zip archive: {e}")))?;
+    let mut zip = Zip::new(Cursor::new(bytes)).map_err(|e| bad(format!("not a valid torch zip archive: {e}")))?;
 
     let prefix = zip
         .file_names()
         .filter_map(|n| n.strip_suffix("/data.pkl"))
         .find(|p| !p.is_empty() && !p.contains('/'))
         .map(str::to_string)
-        .ok_or_else(|| {
-            bad("zip archive without a `<name>/data.pkl` record: not a torch checkpoint".into())
-        })?;
+        .ok_or_else(|| bad("zip archive without a `<name>/data.pkl` record: not a torch checkpoint".into()))?;
 
     if let Some(order) = read_small(&mut zip, &format!("{prefix}/byteorder"), 64) {
         let order = order.map_err(|e| bad(format!("{prefix}/byteorder: {e}")))?;
@@ -80,10 +75,7 @@ pub(crate) fn read_torch_zip(path: &Path, buffer: &Arc<Buffer>) -> Result<HashMa
     let items = match &root {
         Value::Dict(d) => &d.items,
         other => {
-            return Err(bad(format!(
-                "{prefix}/data.pkl holds {}, not a state dict",
-                other.describe()
-            )));
+            return Err(bad(format!("{prefix}/data.pkl holds {}, not a state dict", other.describe())));
         }
     };
 
@@ -110,52 +102,27 @@ pub(crate) fn read_torch_zip(path: &Path, buffer: &Arc<Buffer>) -> Result<HashMa
 }
 
 /// Reads a small record whole (at most `limit` bytes); `None` if there is no such record.
-fn read_small(
-    zip: &mut Zip<'_>,
-    name: &str,
-    limit: u64,
-) -> Option<std::result::Result<Vec<u8>, String>> {
+fn read_small(zip: &mut Zip<'_>, name: &str, limit: u64) -> Option<std::result::Result<Vec<u8>, String>> {
     let index = zip.index_for_name(name)?;
     Some((|| {
-        let file = zip
-            .by_index(index)
-            .map_err(|e| format!("unreadable record: {e}"))?;
+        let file = zip.by_index(index).map_err(|e| format!("unreadable record: {e}"))?;
         if file.size() > limit {
-            return Err(format!(
-                "record of {} bytes is larger than the {limit} bytes allowed",
-                file.size()
-            ));
+            return Err(format!("record of {} bytes is larger than the {limit} bytes allowed", file.size()));
         }
         let mut out = Vec::new();
-        file.take(limit)
-            .read_to_end(&mut out)
-            .map_err(|e| format!("unreadable record: {e}"))?;
+        file.take(limit).read_to_end(&mut out).map_err(|e| format!("unreadable record: {e}"))?;
         Ok(out)
     })())
 }
 
 /// Locates the bytes of storage record `<prefix>/data/<key>`.
-fn storage(
-    zip: &mut Zip<'_>,
-    buffer: &Arc<Buffer>,
-    prefix: &str,
-    key: &str,
-) -> std::result::Result<Storage, String> {
+fn storage(zip: &mut Zip<'_>, buffer: &Arc<Buffer>, prefix: &str, key: &str) -> std::result::Result<Storage, String> {
     let name = format!("{prefix}/data/{key}");
-    let index = zip
-        .index_for_name(&name)
-        .ok_or_else(|| format!("storage record {name} is missing from the archive"))?;
+    let index =
+        zip.index_for_name(&name).ok_or_else(|| format!("storage record {name} is missing from the archive"))?;
     let (method, start, size, compressed, encrypted) = {
-        let file = zip
-            .by_index_raw(index)
-            .map_err(|e| format!("storage record {name} is unreadable: {e}"))?;
-        (
-            file.compression(),
-            file.data_start(),
-            file.size(),
-            file.compressed_size(),
-            file.encrypted(),
-        )
+        let file = zip.by_index_raw(index).map_err(|e| format!("storage record {name} is unreadable: {e}"))?;
+        (file.compression(), file.data_start(), file.size(), file.compressed_size(), file.encrypted())
     };
     if encrypted {
         return Err(format!("storage record {name} is encrypted"));
@@ -167,43 +134,24 @@ fn storage(
                 "storage record {name} is truncated: {size} bytes at offset {start}, but the file has {all} bytes"
             ));
         }
-        return Ok(Storage {
-            buffer: buffer.clone(),
-            start: start as usize,
-            len: size as usize,
-        });
+        return Ok(Storage { buffer: buffer.clone(), start: start as usize, len: size as usize });
     }
     // A compressed record: inflate it (its declared size bounds the allocation by the file's
     // own claim, and the inflater stops at the end of the compressed bytes).
     if start.checked_add(compressed).is_none_or(|end| end > all) {
         return Err(format!("storage record {name} is truncated"));
     }
-    let file = zip
-        .by_index(index)
-        .map_err(|e| format!("storage record {name} is unreadable: {e}"))?;
+    let file = zip.by_index(index).map_err(|e| format!("storage record {name} is unreadable: {e}"))?;
     let mut out = Vec::new();
-    file.take(size)
-        .read_to_end(&mut out)
-        .map_err(|e| format!("storage record {name} is unreadable: {e}"))?;
+    file.take(size).read_to_end(&mut out).map_err(|e| format!("storage record {name} is unreadable: {e}"))?;
     let len = out.len();
-    Ok(Storage {
-        buffer: Arc::new(Buffer::Owned(out)),
-        start: 0,
-        len,
-    })
+    Ok(Storage { buffer: Arc::new(Buffer::Owned(out)), start: 0, len })
 }
 
 /// The index entry of one tensor of the state dict.
-fn tensor_entry(
-    t: &TensorRef,
-    storage: std::result::Result<Storage, String>,
-    prefix: &str,
-) -> Entry {
+fn tensor_entry(t: &TensorRef, storage: std::result::Result<Storage, String>, prefix: &str) -> Entry {
     let shape = t.shape.clone();
-    let unreadable = |m: String| Entry {
-        shape: shape.clone(),
-        data: EntryData::Unreadable(m),
-    };
+    let unreadable = |m: String| Entry { shape: shape.clone(), data: EntryData::Unreadable(m) };
     let dtype = match &t.storage.dtype {
         StorageType::F32 => DType::F32,
         StorageType::F16 => DType::F16,
@@ -233,7 +181,12 @@ fn tensor_entry(
     match range {
         Some((start, bytes, end)) if end <= storage.len || bytes == 0 => Entry {
             shape,
-            data: EntryData::Data { dtype, buffer: storage.buffer, start: storage.start + start.min(storage.len), bytes },
+            data: EntryData::Data {
+                dtype,
+                buffer: storage.buffer,
+                start: storage.start + start.min(storage.len),
+                bytes,
+            },
         },
         Some((start, _, end)) => unreadable(format!(
             "data is truncated: needs bytes {start}..{end} of storage record {prefix}/data/{}, which has {} bytes",

@@ -60,12 +60,7 @@ impl DType {
 pub(crate) enum EntryData {
     /// `bytes` bytes of `dtype` elements starting at `start` in `buffer`, in row-major order.
     /// The range is checked against the buffer when the tensor is read.
-    Data {
-        dtype: DType,
-        buffer: Arc<Buffer>,
-        start: usize,
-        bytes: usize,
-    },
+    Data { dtype: DType, buffer: Arc<Buffer>, start: usize, bytes: usize },
     /// The entry is a tensor that cannot be read (unsupported dtype, not contiguous, truncated...).
     Unreadable(String),
     /// The entry is not a tensor at all (a torch state dict may hold other objects).
@@ -121,10 +116,7 @@ impl Tensor {
 
 impl std::fmt::Debug for Tensor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Tensor")
-            .field("shape", &self.shape)
-            .field("mapped", &self.is_mapped())
-            .finish()
+        f.debug_struct("Tensor").field("shape", &self.shape).field("mapped", &self.is_mapped()).finish()
     }
 }
 
@@ -176,22 +168,13 @@ impl Weights {
         // is not modified while mapped (as for every memory-mapped model loader).
         let map = unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))?;
         let buffer = Arc::new(Buffer::Mapped(map));
-        let is_safetensors = path
-            .extension()
-            .is_some_and(|e| e.eq_ignore_ascii_case("safetensors"));
+        let is_safetensors = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("safetensors"));
         let (format, entries) = if is_safetensors {
             (WeightFormat::Safetensors, read_safetensors(path, &buffer)?)
         } else {
-            (
-                WeightFormat::TorchZip,
-                torch::read_torch_zip(path, &buffer)?,
-            )
+            (WeightFormat::TorchZip, torch::read_torch_zip(path, &buffer)?)
         };
-        Ok(Weights {
-            path: path.to_path_buf(),
-            format,
-            entries,
-        })
+        Ok(Weights { path: path.to_path_buf(), format, entries })
     }
 
     /// The file these weights were read from.
@@ -229,10 +212,7 @@ impl Weights {
             return Err(self.tensor_error(name, why));
         }
         if entry.shape != shape {
-            return Err(self.tensor_error(
-                name,
-                format!("has shape {:?}, expected {:?}", entry.shape, shape),
-            ));
+            return Err(self.tensor_error(name, format!("has shape {:?}, expected {:?}", entry.shape, shape)));
         }
         self.read(name, entry)
     }
@@ -246,10 +226,7 @@ impl Weights {
     /// The shape of tensor `name`, if present (also for a tensor whose data cannot be read;
     /// `None` for an entry that is not a tensor).
     pub fn shape(&self, name: &str) -> Option<Vec<usize>> {
-        self.entries
-            .get(name)
-            .filter(|e| !matches!(e.data, EntryData::NotTensor(_)))
-            .map(|e| e.shape.clone())
+        self.entries.get(name).filter(|e| !matches!(e.data, EntryData::NotTensor(_))).map(|e| e.shape.clone())
     }
 
     fn tensor_error(&self, name: &str, what: impl std::fmt::Display) -> Error {
@@ -264,90 +241,56 @@ impl Weights {
             .find(|n| n.ends_with(&format!(".{name}")) || name.ends_with(&format!(".{n}")))
             .map(|n| format!(" (the file has `{n}`)"))
             .unwrap_or_default();
-        self.tensor_error(
-            name,
-            format!(
-                "is missing; the file has {} tensors{hint}",
-                self.entries.len()
-            ),
-        )
+        self.tensor_error(name, format!("is missing; the file has {} tensors{hint}", self.entries.len()))
     }
 
     fn read(&self, name: &str, entry: &Entry) -> Result<Tensor> {
         let (dtype, buffer, start, bytes) = match &entry.data {
-            EntryData::Unreadable(why) | EntryData::NotTensor(why) => {
-                return Err(self.tensor_error(name, why))
-            }
-            EntryData::Data {
-                dtype,
-                buffer,
-                start,
-                bytes,
-            } => (*dtype, buffer, *start, *bytes),
+            EntryData::Unreadable(why) | EntryData::NotTensor(why) => return Err(self.tensor_error(name, why)),
+            EntryData::Data { dtype, buffer, start, bytes } => (*dtype, buffer, *start, *bytes),
         };
         let numel = entry
             .shape
             .iter()
             .try_fold(1usize, |a, &d| a.checked_mul(d))
-            .ok_or_else(|| {
-                self.tensor_error(name, format!("has an impossible shape {:?}", entry.shape))
-            })?;
+            .ok_or_else(|| self.tensor_error(name, format!("has an impossible shape {:?}", entry.shape)))?;
         let needed = numel.checked_mul(dtype.size());
         if needed != Some(bytes) {
             return Err(self.tensor_error(
                 name,
-                format!(
-                    "has {bytes} bytes of data, but shape {:?} of {dtype:?} needs {numel} elements",
-                    entry.shape
-                ),
+                format!("has {bytes} bytes of data, but shape {:?} of {dtype:?} needs {numel} elements", entry.shape),
             ));
         }
         let all = buffer.bytes();
-        let data = start
-            .checked_add(bytes)
-            .and_then(|end| all.get(start..end))
-            .ok_or_else(|| {
-                self.tensor_error(
-                    name,
-                    format!(
-                        "data is truncated: needs bytes {start}..{} but only {} are there",
-                        start.saturating_add(bytes),
-                        all.len()
-                    ),
-                )
-            })?;
+        let data = start.checked_add(bytes).and_then(|end| all.get(start..end)).ok_or_else(|| {
+            self.tensor_error(
+                name,
+                format!(
+                    "data is truncated: needs bytes {start}..{} but only {} are there",
+                    start.saturating_add(bytes),
+                    all.len()
+                ),
+            )
+        })?;
         let data = match dtype {
             DType::F32 => {
                 let aligned = data.as_ptr() as usize % std::mem::align_of::<f32>() == 0;
                 if cfg!(target_endian = "little") && aligned {
-                    TensorData::Borrowed {
-                        buffer: buffer.clone(),
-                        start,
-                        len: numel,
-                    }
+                    TensorData::Borrowed { buffer: buffer.clone(), start, len: numel }
                 } else {
                     TensorData::Owned(
-                        data.chunks_exact(4)
-                            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                            .collect(),
+                        data.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
                     )
                 }
             }
             DType::F16 => TensorData::Owned(
-                data.chunks_exact(2)
-                    .map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32())
-                    .collect(),
+                data.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
             ),
             DType::BF16 => TensorData::Owned(
-                data.chunks_exact(2)
-                    .map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32())
-                    .collect(),
+                data.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
             ),
         };
-        Ok(Tensor {
-            shape: entry.shape.clone(),
-            data,
-        })
+        Ok(Tensor { shape: entry.shape.clone(), data })
     }
 }
 
@@ -355,18 +298,12 @@ impl Weights {
 fn read_safetensors(path: &Path, buffer: &Arc<Buffer>) -> Result<HashMap<String, Entry>> {
     let bytes = buffer.bytes();
     if bytes.is_empty() {
-        return Err(Error::invalid_file(
-            path,
-            "empty file, not a safetensors file",
-        ));
+        return Err(Error::invalid_file(path, "empty file, not a safetensors file"));
     }
     if bytes.len() < 8 {
         return Err(Error::invalid_file(
             path,
-            format!(
-                "not a valid safetensors file: truncated ({} bytes)",
-                bytes.len()
-            ),
+            format!("not a valid safetensors file: truncated ({} bytes)", bytes.len()),
         ));
     }
     let mut n = [0u8; 8];
@@ -415,18 +352,11 @@ fn read_safetensors(path: &Path, buffer: &Arc<Buffer>) -> Result<HashMap<String,
                 start: data_start.saturating_add(s),
                 bytes: e.saturating_sub(s),
             },
-            None => EntryData::Unreadable(format!(
-                "has unsupported dtype {} (only F32, F16 and BF16 are read)",
-                info.dtype
-            )),
+            None => {
+                EntryData::Unreadable(format!("has unsupported dtype {} (only F32, F16 and BF16 are read)", info.dtype))
+            }
         };
-        entries.insert(
-            name,
-            Entry {
-                shape: info.shape.clone(),
-                data,
-            },
-        );
+        entries.insert(name, Entry { shape: info.shape.clone(), data });
     }
     Ok(entries)
 }
@@ -436,15 +366,9 @@ mod tests {
     use super::*;
     use safetensors::tensor::TensorView;
 
-    fn write(
-        dir: &Path,
-        name: &str,
-        tensors: &[(&str, safetensors::Dtype, Vec<usize>, Vec<u8>)],
-    ) -> PathBuf {
-        let views: Vec<(String, TensorView<'_>)> = tensors
-            .iter()
-            .map(|(n, d, s, b)| (n.to_string(), TensorView::new(*d, s.clone(), b).unwrap()))
-            .collect();
+    fn write(dir: &Path, name: &str, tensors: &[(&str, safetensors::Dtype, Vec<usize>, Vec<u8>)]) -> PathBuf {
+        let views: Vec<(String, TensorView<'_>)> =
+            tensors.iter().map(|(n, d, s, b)| (n.to_string(), TensorView::new(*d, s.clone(), b).unwrap())).collect();
         let path = dir.join(name);
         safetensors::serialize_to_file(views, None, &path).unwrap();
         path
@@ -457,24 +381,13 @@ mod tests {
     #[test]
     fn reads_f32_in_place_and_converts_f16_bf16() {
         let dir = tempfile::tempdir().unwrap();
-        let f16: Vec<u8> = [1.0f32, -2.5, 65504.0]
-            .iter()
-            .flat_map(|&x| half::f16::from_f32(x).to_le_bytes())
-            .collect();
-        let bf16: Vec<u8> = [3.0f32, -0.5]
-            .iter()
-            .flat_map(|&x| half::bf16::from_f32(x).to_le_bytes())
-            .collect();
+        let f16: Vec<u8> = [1.0f32, -2.5, 65504.0].iter().flat_map(|&x| half::f16::from_f32(x).to_le_bytes()).collect();
+        let bf16: Vec<u8> = [3.0f32, -0.5].iter().flat_map(|&x| half::bf16::from_f32(x).to_le_bytes()).collect();
         let path = write(
             dir.path(),
             "model.safetensors",
             &[
-                (
-                    "a",
-                    safetensors::Dtype::F32,
-                    vec![2, 2],
-                    f32_bytes(&[1.0, 2.0, 3.0, -4.5]),
-                ),
+                ("a", safetensors::Dtype::F32, vec![2, 2], f32_bytes(&[1.0, 2.0, 3.0, -4.5])),
                 ("h", safetensors::Dtype::F16, vec![3], f16),
                 ("b", safetensors::Dtype::BF16, vec![1, 2], bf16),
                 ("i", safetensors::Dtype::I64, vec![1], vec![0; 8]),
@@ -492,20 +405,11 @@ mod tests {
         assert_eq!(&*w.get("b", &[1, 2]).unwrap(), &[3.0, -0.5]);
         assert_eq!(w.shape("i"), Some(vec![1]));
         let e = w.get("i", &[1]).unwrap_err().to_string();
-        assert!(
-            e.contains("model.safetensors") && e.contains("`i`") && e.contains("dtype I64"),
-            "{e}"
-        );
+        assert!(e.contains("model.safetensors") && e.contains("`i`") && e.contains("dtype I64"), "{e}");
         let e = w.get("a", &[4]).unwrap_err().to_string();
-        assert!(
-            e.contains("model.safetensors") && e.contains("shape [2, 2], expected [4]"),
-            "{e}"
-        );
+        assert!(e.contains("model.safetensors") && e.contains("shape [2, 2], expected [4]"), "{e}");
         let e = w.get("nope", &[4]).unwrap_err().to_string();
-        assert!(
-            e.contains("model.safetensors") && e.contains("`nope` is missing"),
-            "{e}"
-        );
+        assert!(e.contains("model.safetensors") && e.contains("`nope` is missing"), "{e}");
         assert_eq!(w.shape("nope"), None);
     }
 
@@ -543,12 +447,7 @@ mod tests {
         let path = write(
             dir.path(),
             "m.safetensors",
-            &[(
-                "pretrained_model.x",
-                safetensors::Dtype::F32,
-                vec![1],
-                f32_bytes(&[1.0]),
-            )],
+            &[("pretrained_model.x", safetensors::Dtype::F32, vec![1], f32_bytes(&[1.0]))],
         );
         let w = Weights::open(&path).unwrap();
         let e = w.get("x", &[1]).unwrap_err().to_string();

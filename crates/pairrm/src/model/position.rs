@@ -97,6 +97,27 @@ mod tests {
         assert_eq!(log_bucket(8191, 256, 512), 510);
     }
 
+    /// Against transformers' `make_log_bucket_position` for r in 0..=8192 and several configs
+    /// (`tests/fixtures/log_buckets.json`, written by tools/make_fixtures.py): every value.
+    #[test]
+    fn buckets_match_the_reference() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/log_buckets.json");
+        let g: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let configs = g["breakpoints"].as_object().unwrap();
+        assert!(configs.len() >= 5);
+        for (key, points) in configs {
+            let (b, m) = key.split_once('/').unwrap();
+            let (bucket, max_pos): (usize, usize) = (b.parse().unwrap(), m.parse().unwrap());
+            let points: Vec<(i64, i64)> =
+                points.as_array().unwrap().iter().map(|p| (p[0].as_i64().unwrap(), p[1].as_i64().unwrap())).collect();
+            for r in 0..=8192i64 {
+                let want = points.iter().rev().find(|(start, _)| *start <= r).unwrap().1;
+                assert_eq!(log_bucket(r, bucket, max_pos), want, "r={r} bucket={bucket} max={max_pos}");
+                assert_eq!(log_bucket(-r, bucket, max_pos), -want, "r=-{r} bucket={bucket} max={max_pos}");
+            }
+        }
+    }
+
     #[test]
     fn index_clamps_to_the_table() {
         let t = RelIndex::new(100, 8, 64, 8);

@@ -1,0 +1,184 @@
+//! Parity with the reference (llm-blender 0.0.2 on transformers 4.46.3) on the committed
+//! random-weight fixtures: token ids exactly; logits, scores and ranks within 1e-5 (relative to
+//! max(1, |x|)). Goldens come from `tools/make_fixtures.py`.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{close, goldens};
+use pairrm::checkpoint::hub::HubCache;
+use pairrm::checkpoint::{Checkpoint, OpenOptions};
+use pairrm::judge::{
+    best_of_n, compare, compare_conversations, rank, rank_with_ref, worst_of_n, CompareMode, CompareRequest,
+    ConversationPair, Pair, PairScorer, RankRequest, RankWithRefRequest, Reference, SelectMethod,
+};
+use pairrm::{Engine, EngineOptions};
+use serde_json::Value;
+
+fn load(model: &str) -> Engine {
+    Engine::load(model, &OpenOptions::default(), EngineOptions::default()).unwrap_or_else(|e| panic!("{model}: {e}"))
+}
+
+fn s(v: &Value, k: &str) -> String {
+    v[k].as_str().unwrap_or_else(|| panic!("{k} missing in {v}")).to_string()
+}
+
+fn instruction(v: &Value) -> Option<String> {
+    v["instruction"].as_str().filter(|s| !s.is_empty()).map(str::to_string)
+}
+
+fn compare_request(c: &Value) -> CompareRequest {
+    CompareRequest { instruction: instruction(c), source: s(c, "source"), a: s(c, "a"), b: s(c, "b") }
+}
+
+fn rank_request(c: &Value) -> RankRequest {
+    RankRequest {
+        instruction: instruction(c),
+        source: s(c, "source"),
+        candidates: c["candidates"].as_array().unwrap().iter().map(|x| x.as_str().unwrap().to_string()).collect(),
+    }
+}
+
+fn floats(v: &Value) -> Vec<f64> {
+    v.as_array().unwrap().iter().map(|x| x.as_f64().unwrap()).collect()
+}
+
+fn assert_close(what: &str, got: f64, want: f64) {
+    assert!(close(got, want), "{what}: got {got}, reference {want} (diff {:e})", (got - want).abs());
+}
+
+/// Checks every golden of a fixture; returns the largest relative logit error seen.
+fn check_fixture(engine: &Engine, g: &Value, extras: bool) -> f64 {
+    let mut worst = 0.0f64;
+    let mut track = |what: &str, got: f64, want: f64| {
+        assert_close(what, got, want);
+        worst = worst.max((got - want).abs() / want.abs().max(1.0));
+    };
+    let cases = g["cases"].as_array().unwrap();
+    let requests: Vec<CompareRequest> = cases.iter().map(compare_request).collect();
+    for (c, r) in cases.iter().zip(&requests) {
+        let source = format!("{}{}", r.instruction.as_deref().unwrap_or(""), r.source);
+        let ids = engine.encode(&source, &r.a, &r.b).unwrap().ids;
+        let want: Vec<u32> = c["input_ids"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect();
+        assert_eq!(ids, want, "input ids of {c}");
+    }
+    for (mode, key, sign) in [
+        (CompareMode::Ab, "logit_ab", 1.0),
+        (CompareMode::Ba, "logit_ba_reference", -1.0),
+        (CompareMode::Both, "logit_both", 1.0),
+    ] {
+        for (c, res) in cases.iter().zip(compare(engine, &requests, mode)) {
+            let got = res.unwrap().logit as f64;
+            track(&format!("{key} of {c}"), got, sign * c[key].as_f64().unwrap());
+        }
+    }
+    for c in g["rank"].as_array().unwrap() {
+        let res = rank(engine, &[rank_request(c)]).pop().unwrap().unwrap();
+        for (got, want) in res.scores.iter().zip(floats(&c["scores"])) {
+            track(&format!("rank scores of {c}"), *got as f64, want);
+        }
+        let want_ranks: Vec<usize> =
+            c["ranks"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as usize).collect();
+        assert_eq!(res.ranks, want_ranks, "ranks of {c}");
+        if let Some(best) = c["best_full"].as_str() {
+            let req = rank_request(c);
+            let b = best_of_n(engine, std::slice::from_ref(&req), SelectMethod::Full, 0).pop().unwrap().unwrap();
+            assert_eq!(req.candidates[b.index], best, "best of {c}");
+            let w = worst_of_n(engine, std::slice::from_ref(&req), SelectMethod::Full, 0).pop().unwrap().unwrap();
+            assert_eq!(req.candidates[w.index], c["worst_full"].as_str().unwrap(), "worst of {c}");
+        }
+    }
+    if extras {
+        let rwr = g["rank_with_ref"].as_array().unwrap();
+        assert!(!rwr.is_empty());
+        for c in rwr {
+            let reference = match c["ref_mode"].as_str().unwrap() {
+                "given" => Reference::Given(s(c, "reference")),
+                mode => mode.parse().unwrap(),
+            };
+            let req = RankWithRefRequest { request: rank_request(c), reference };
+            let res = rank_with_ref(engine, &[req]).pop().unwrap().unwrap();
+            for (got, want) in res.scores.iter().zip(floats(&c["scores"])) {
+                track(&format!("rank_with_ref scores of {c}"), *got as f64, want);
+            }
+            let want_ranks: Vec<usize> =
+                c["ranks"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as usize).collect();
+            assert_eq!(res.ranks, want_ranks, "rank_with_ref ranks of {c}");
+        }
+        let convs = g["conversations"].as_array().unwrap();
+        assert!(!convs.is_empty());
+        for c in convs {
+            let pair: ConversationPair = serde_json::from_value(c.clone()).unwrap();
+            let got = compare_conversations(engine, &[pair], CompareMode::Both).pop().unwrap().unwrap();
+            track(&format!("conversation {c}"), got.logit as f64, c["logit_both"].as_f64().unwrap());
+        }
+    }
+    worst
+}
+
+fn fixture(name: &str) -> String {
+    common::fixtures().join(name).to_string_lossy().into_owned()
+}
+
+#[test]
+fn tiny_original_layout_safetensors() {
+    let worst = check_fixture(&load(&fixture("tiny-original")), &goldens("tiny-original"), true);
+    eprintln!("tiny-original: max relative logit error {worst:e}");
+}
+
+#[test]
+fn tiny_original_layout_pytorch_bin_three_tasks_lowercase_tokenizer() {
+    let worst = check_fixture(&load(&fixture("tiny-original-bin")), &goldens("tiny-original-bin"), true);
+    eprintln!("tiny-original-bin: max relative logit error {worst:e}");
+}
+
+#[test]
+fn tiny_hf_layout() {
+    let worst = check_fixture(&load(&fixture("tiny-hf")), &goldens("tiny-hf"), false);
+    eprintln!("tiny-hf: max relative logit error {worst:e}");
+}
+
+#[test]
+fn real_tokenizer_through_an_offline_hf_cache() {
+    let (_guard, cache) = common::realtok_cache();
+    let checkpoint =
+        Checkpoint::open_with("test/realtok-pairrm", &OpenOptions::default(), &HubCache::new(cache)).unwrap();
+    let engine = Engine::from_checkpoint(checkpoint, EngineOptions::default()).unwrap();
+    let worst = check_fixture(&engine, &goldens("realtok-original"), false);
+    eprintln!("realtok-original: max relative logit error {worst:e}");
+}
+
+/// Every pair gives the same bits alone, in any batch, in any order, on any number of threads.
+#[test]
+fn results_do_not_depend_on_batching_order_or_threads() {
+    let g = goldens("tiny-original");
+    let pairs: Vec<Pair> = g["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|c| {
+            let src: Arc<str> = Arc::from(format!("{}{}", s(c, "instruction"), s(c, "source")));
+            let (a, b): (Arc<str>, Arc<str>) = (Arc::from(s(c, "a")), Arc::from(s(c, "b")));
+            [Pair { source: src.clone(), left: a.clone(), right: b.clone() }, Pair { source: src, left: b, right: a }]
+        })
+        .collect();
+    let bits = |engine: &Engine, pairs: &[Pair]| -> Vec<u32> {
+        engine.logits(pairs).into_iter().map(|r| r.unwrap().to_bits()).collect()
+    };
+    let model = fixture("tiny-original");
+    let one = |threads, max_batch_tokens| {
+        Engine::load(&model, &OpenOptions::default(), EngineOptions { threads, max_batch_tokens }).unwrap()
+    };
+    let base = one(1, 1);
+    let alone: Vec<u32> = pairs.iter().flat_map(|p| bits(&base, std::slice::from_ref(p))).collect();
+    for (threads, budget) in [(1, 100_000), (2, 100_000), (2, 150), (3, 61), (2, 1)] {
+        let engine = one(threads, budget);
+        assert_eq!(bits(&engine, &pairs), alone, "threads {threads}, batch budget {budget}");
+        let mut reversed = pairs.clone();
+        reversed.reverse();
+        let mut got = bits(&engine, &reversed);
+        got.reverse();
+        assert_eq!(got, alone, "reversed order, threads {threads}, batch budget {budget}");
+    }
+}
