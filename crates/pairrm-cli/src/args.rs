@@ -39,13 +39,8 @@ impl ModelArgs {
             revision: self.revision.clone(),
             source_max_length: self.source_max_length,
             candidate_max_length: self.candidate_max_length,
-            ..Default::default()
         };
-        let options = EngineOptions {
-            threads: self.threads,
-            max_batch_tokens: self.max_batch_tokens.max(1),
-            ..Default::default()
-        };
+        let options = EngineOptions { threads: self.threads, max_batch_tokens: self.max_batch_tokens.max(1) };
         let engine =
             Engine::load(&self.model, &open, options).with_context(|| format!("loading model {}", self.model))?;
         tracing::info!(model = %self.model, threads = engine.threads(), elapsed = ?start.elapsed(), "model loaded");

@@ -87,6 +87,9 @@ pub struct Request {
     reference: Option<Reference>,
 }
 
+/// A request with its position in the chunk.
+type Indexed = (usize, Request);
+
 /// The result line.
 #[derive(Serialize)]
 #[serde(untagged)]
@@ -134,7 +137,7 @@ impl LineJob for Job {
 
     fn process(&self, requests: Vec<Request>, progress: &Progress) -> Vec<Result<Output, String>> {
         let scorer = self.engine.scorer(progress.call_options());
-        let (with_ref, plain): (Vec<(usize, Request)>, Vec<(usize, Request)>) =
+        let (with_ref, plain): (Vec<Indexed>, Vec<Indexed>) =
             requests.into_iter().enumerate().partition(|(_, r)| r.reference.is_some());
         let mut results: Vec<Option<Result<Output, String>>> =
             (0..with_ref.len() + plain.len()).map(|_| None).collect();
