@@ -103,3 +103,99 @@ impl<'a> InputBuilder<'a> {
         Ok(self.assemble(&self.encode_part(source)?, &self.encode_part(left)?, &self.encode_part(right)?))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::MarkerIds;
+    use std::path::Path;
+
+    fn tokenizer() -> PairTokenizer {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/models/tiny-backbone");
+        PairTokenizer::from_dir(&dir).unwrap()
+    }
+
+    fn config(source: usize, candidate: usize) -> PairRmConfig {
+        PairRmConfig {
+            source_max_length: source,
+            candidate_max_length: candidate,
+            n_tasks: 1,
+            markers: MarkerIds { source: 901, cand1: 902, cand2: 903, cand: 904 },
+        }
+    }
+
+    fn words(n: usize) -> String {
+        (0..n).map(|i| format!("word{i}")).collect::<Vec<_>>().join(" ")
+    }
+
+    #[test]
+    fn parts_are_concatenated_with_markers_at_recorded_positions() {
+        let tok = tokenizer();
+        let cfg = config(24, 16);
+        let b = InputBuilder::new(&tok, &cfg);
+        let input = b.build("hello", "hi", "go away").unwrap();
+        let [s, l, r] = input.marker_positions();
+        assert_eq!((input.ids[s], input.ids[l], input.ids[r]), (901, 902, 903));
+        assert_eq!(input.ids[0], tok.cls_id());
+        assert_eq!((input.ids[l - 2], input.ids[l - 1]), (tok.sep_id(), tok.cls_id()));
+        assert_eq!((input.ids[r - 2], input.ids[r - 1]), (tok.sep_id(), tok.cls_id()));
+        assert_eq!(*input.ids.last().unwrap(), tok.sep_id());
+        assert_eq!(input.ids.iter().filter(|&&i| i == tok.cls_id()).count(), 3);
+    }
+
+    #[test]
+    fn truncation_budgets() {
+        let tok = tokenizer();
+        let cfg = config(24, 16);
+        let b = InputBuilder::new(&tok, &cfg);
+        // A long source is cut to exactly source_max_length, keeping [SEP] last.
+        let long = b.build(&words(100), "a", "b").unwrap();
+        assert_eq!(long.source_len, 24);
+        assert_eq!(long.ids[23], tok.sep_id());
+        assert_eq!(b.candidate_budget(24), 16);
+        // A short source leaves half of its unused budget to each candidate.
+        let short_src = b.encode_part("hi").unwrap();
+        let n = short_src.len();
+        assert!(n < 24);
+        assert_eq!(b.candidate_budget(n), 16 + (24 - n) / 2);
+        let input = b.assemble(&short_src, &b.encode_part(&words(200)).unwrap(), &b.encode_part(&words(3)).unwrap());
+        assert_eq!(input.source_len, n);
+        assert_eq!(input.left_len, 16 + (24 - n) / 2);
+        let right_len = input.ids.len() - input.source_len - input.left_len;
+        assert_eq!(right_len, b.encode_part(&words(3)).unwrap().len());
+        assert_eq!(input.ids[n + input.left_len - 1], tok.sep_id());
+    }
+
+    #[test]
+    fn smallest_limits_keep_cls_marker_sep() {
+        let tok = tokenizer();
+        let cfg = config(3, 3);
+        let b = InputBuilder::new(&tok, &cfg);
+        let input = b.build(&words(50), &words(50), &words(50)).unwrap();
+        let (c, s) = (tok.cls_id(), tok.sep_id());
+        assert_eq!(input.ids, vec![c, 901, s, c, 902, s, c, 903, s]);
+    }
+
+    #[test]
+    fn literal_sep_becomes_a_space() {
+        let tok = tokenizer();
+        let cfg = config(24, 16);
+        let b = InputBuilder::new(&tok, &cfg);
+        assert_eq!(b.encode_part("a[SEP]b").unwrap(), b.encode_part("a b").unwrap());
+        let input = b.build("[SEP]", "[SEP][SEP]", "x").unwrap();
+        assert_eq!(input.ids.iter().filter(|&&i| i == tok.sep_id()).count(), 3);
+    }
+
+    #[test]
+    fn marker_text_is_ordinary_text() {
+        let tok = tokenizer();
+        let cfg = config(64, 64);
+        let b = InputBuilder::new(&tok, &cfg);
+        let input = b.build("<|source|> x <|candidate1|>", "<|candidate2|>", "<|candidate|><|source|>").unwrap();
+        let [s, l, r] = input.marker_positions();
+        assert_eq!((input.ids[s], input.ids[l], input.ids[r]), (901, 902, 903));
+        for id in [901, 902, 903, 904] {
+            assert_eq!(input.ids.iter().filter(|&&i| i == id).count(), usize::from(id != 904), "id {id}");
+        }
+    }
+}
