@@ -197,5 +197,10 @@ mod tests {
         for id in [901, 902, 903, 904] {
             assert_eq!(input.ids.iter().filter(|&&i| i == id).count(), usize::from(id != 904), "id {id}");
         }
+        // Even the private-use characters the tokenizer uses internally are ordinary text.
+        let odd = "\u{F0001}\u{F0002}\u{F0003}";
+        let input = b.build(&format!("{odd}x{odd}"), odd, "y").unwrap();
+        assert_eq!(input.marker_positions().map(|p| input.ids[p]), [901, 902, 903]);
+        assert_eq!(b.encode_part(&format!("{odd}x")).unwrap().len(), b.encode_part(&format!("x{odd}")).unwrap().len());
     }
 }

@@ -48,10 +48,11 @@ pub struct PairTokenizer {
     base_len: usize,
     /// Marker ids recorded by the loaded files, in [`MARKERS`] order.
     markers: [Option<u32>; 4],
-    /// `inner` plus [`MARKER_PLACEHOLDER`] as a normalized added token, for [`Self::encode_marked`].
-    marked: tokenizers::Tokenizer,
-    /// The id `marked` gives the placeholder.
+    /// The id of [`MARKER_PLACEHOLDER`], registered in `inner` for [`Self::encode_marked`].
     placeholder_id: u32,
+    /// The tokens of the placeholder's characters as ordinary text (what they are without the
+    /// registration), spliced in wherever a text itself contains them.
+    placeholder_plain: Vec<u32>,
 }
 
 /// Stands in for a PairRM marker when a part is tokenized: private-use characters that no
@@ -118,12 +119,13 @@ impl PairTokenizer {
             .token_to_id("[SEP]")
             .ok_or_else(|| Error::invalid_file(origin, "the tokenizer has no [SEP] token"))?;
         let base_len = inner.get_vocab_size(true);
-        let mut marked = inner.clone();
-        marked.add_tokens(&[tokenizers::AddedToken::from(MARKER_PLACEHOLDER, false)]);
-        let placeholder_id = marked
+        let plain = run_encode(&inner, MARKER_PLACEHOLDER).map_err(|e| Error::invalid_file(origin, e.to_string()))?;
+        let placeholder_plain = plain[1..plain.len().saturating_sub(1).max(1)].to_vec();
+        inner.add_tokens(&[tokenizers::AddedToken::from(MARKER_PLACEHOLDER, false)]);
+        let placeholder_id = inner
             .token_to_id(MARKER_PLACEHOLDER)
             .ok_or_else(|| Error::invalid_file(origin, "cannot register the marker placeholder"))?;
-        let tokenizer = PairTokenizer { inner, cls_id, sep_id, base_len, markers, marked, placeholder_id };
+        let tokenizer = PairTokenizer { inner, cls_id, sep_id, base_len, markers, placeholder_id, placeholder_plain };
         // The input builder relies on `[CLS] ... [SEP]`: check the post-processor gives that.
         let empty = tokenizer.encode("").map_err(|e| Error::invalid_file(origin, e.to_string()))?;
         if empty != [cls_id, sep_id] {
@@ -141,12 +143,8 @@ impl PairTokenizer {
     /// `[CLS] text [SEP]` ids, untruncated. Literal `[CLS]`, `[SEP]`, `[PAD]`, `[UNK]`, `[MASK]`
     /// in the text are matched as those tokens, as in the reference.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
-        // A model file can be well-formed enough to load yet make the normalizer index out of
-        // bounds (a crafted `precompiled_charsmap`): report that as an error, not a panic.
-        let encoded = catch_unwind(AssertUnwindSafe(|| self.inner.encode_fast(text, true)))
-            .map_err(|_| Error::Tokenizer("the tokenizer panicked (corrupt model data?)".into()))?
-            .map_err(|e| Error::Tokenizer(e.to_string()))?;
-        Ok(encoded.get_ids().to_vec())
+        let ids = run_encode(&self.inner, text)?;
+        Ok(self.splice_placeholder(&ids))
     }
 
     /// `[CLS] <marker> text [SEP]` ids, untruncated, with a placeholder id at position 1 for the
@@ -160,26 +158,29 @@ impl PairTokenizer {
     /// strings themselves stay ordinary text. A text that itself contains the placeholder's
     /// private-use characters gets those tokenized as ordinary text too.
     pub fn encode_marked(&self, text: &str) -> Result<Vec<u32>> {
-        let joined = format!("{MARKER_PLACEHOLDER}{text}");
-        let encoded = catch_unwind(AssertUnwindSafe(|| self.marked.encode_fast(joined.as_str(), true)))
-            .map_err(|_| Error::Tokenizer("the tokenizer panicked (corrupt model data?)".into()))?
-            .map_err(|e| Error::Tokenizer(e.to_string()))?;
-        let ids = encoded.get_ids();
-        let ph = self.placeholder_id;
-        if ids.get(1) == Some(&ph) && !ids[2..].contains(&ph) {
-            return Ok(ids.to_vec());
+        let ids = run_encode(&self.inner, &format!("{MARKER_PLACEHOLDER}{text}"))?;
+        // Were the placeholder not recognised at the front (it cannot be, with the normalizers
+        // DeBERTa uses), the caller still gets its slot.
+        let body = if ids.get(1) == Some(&self.placeholder_id) { &ids[2..] } else { &ids[1..] };
+        let mut out = vec![self.cls_id, self.placeholder_id];
+        out.extend(self.splice_placeholder(body));
+        Ok(out)
+    }
+
+    /// `ids` with every placeholder id replaced by the placeholder's ordinary tokens.
+    fn splice_placeholder(&self, ids: &[u32]) -> Vec<u32> {
+        if !ids.contains(&self.placeholder_id) {
+            return ids.to_vec();
         }
-        // The placeholder typed in the text: tokenize those characters as ordinary text.
-        let mut out = vec![self.cls_id, ph];
-        for (n, &id) in ids.iter().enumerate().skip(1) {
-            if id == ph && n > 1 {
-                let plain = self.encode(MARKER_PLACEHOLDER)?;
-                out.extend_from_slice(&plain[1..plain.len() - 1]);
-            } else if id != ph {
+        let mut out = Vec::with_capacity(ids.len() + self.placeholder_plain.len());
+        for &id in ids {
+            if id == self.placeholder_id {
+                out.extend_from_slice(&self.placeholder_plain);
+            } else {
                 out.push(id);
             }
         }
-        Ok(out)
+        out
     }
 
     /// The `[CLS]` id.
@@ -220,7 +221,7 @@ impl PairTokenizer {
     /// `base_len()+1`, ... in [`MARKERS`] order when none were recorded. Loading the result with
     /// [`PairTokenizer::from_tokenizer_json`] gives back an equivalent tokenizer.
     pub fn to_pairrm_hf_json(&self) -> Result<String> {
-        json::to_pairrm_hf_json(&self.inner, self.marker_ids_or_default())
+        json::to_pairrm_hf_json(&self.inner, self.marker_ids_or_default(), MARKER_PLACEHOLDER)
     }
 
     /// The marker ids, recorded or numbered from `base_len()` as in the original layout.
@@ -231,4 +232,13 @@ impl PairTokenizer {
         }
         ids
     }
+}
+
+/// Encodes with `[CLS] … [SEP]`. A model file can be well-formed enough to load yet make the
+/// normalizer index out of bounds (a crafted `precompiled_charsmap`): that is an error, not a panic.
+fn run_encode(tokenizer: &tokenizers::Tokenizer, text: &str) -> Result<Vec<u32>> {
+    let encoded = catch_unwind(AssertUnwindSafe(|| tokenizer.encode_fast(text, true)))
+        .map_err(|_| Error::Tokenizer("the tokenizer panicked (corrupt model data?)".into()))?
+        .map_err(|e| Error::Tokenizer(e.to_string()))?;
+    Ok(encoded.get_ids().to_vec())
 }

@@ -1,17 +1,19 @@
-//! The DeBERTa-v2 encoder with disentangled (content + relative-position) attention.
+//! The DeBERTa-v2 encoder.
 //!
 //! A batch is a set of sequences whose rows are concatenated (no padding): the linear layers run
-//! once over all rows, attention runs per sequence and head. Input-independent work — the
-//! layer-normalised rel-embedding table projected by each layer's query and key weights — is done
-//! once at load. In the last layer only the rows that feed the head are computed past the keys and
-//! values.
+//! once over all rows, attention runs per sequence and head ([`super::attention`]).
+//! Input-independent work — the layer-normalised rel-embedding table projected by each layer's
+//! query and key weights — is done once at load. In the last layer only the rows that feed the
+//! head are computed past the keys and values. Activations live in workspaces that are reused
+//! from call to call.
 
-use std::cell::RefCell;
+use std::sync::Mutex;
 
 use rayon::prelude::*;
 
-use super::gemm::{linear, matmul, Threads, View};
-use super::ops::{add_bias, bias_gelu, bias_residual_layer_norm, layer_norm, softmax};
+use super::attention::HeadAttention;
+use super::gemm::{linear, Threads};
+use super::ops::{add_bias, bias_gelu, bias_residual_layer_norm, layer_norm};
 use super::position::RelIndex;
 use crate::checkpoint::{Tensor, Weights};
 use crate::config::DebertaConfig;
@@ -35,18 +37,23 @@ impl Linear {
         })
     }
 
-    /// `x · Wᵀ` for `rows` rows, without the bias.
-    fn product(&self, x: &[f32], rows: usize) -> Vec<f32> {
-        let mut out = vec![0.0; rows * self.n_out];
-        linear(rows, self.n_out, self.n_in, x, &self.weight, &mut out, Threads::Pool);
-        out
+    /// `out = x · Wᵀ` for `rows` rows, without the bias.
+    fn product(&self, x: &[f32], rows: usize, out: &mut [f32]) {
+        linear(
+            rows,
+            self.n_out,
+            self.n_in,
+            &x[..rows * self.n_in],
+            &self.weight,
+            &mut out[..rows * self.n_out],
+            Threads::Pool,
+        );
     }
 
-    /// `x · Wᵀ + b` for `rows` rows.
-    pub(crate) fn forward(&self, x: &[f32], rows: usize) -> Vec<f32> {
-        let mut out = self.product(x, rows);
-        add_bias(&mut out, &self.bias);
-        out
+    /// `out = x · Wᵀ + b` for `rows` rows.
+    fn forward(&self, x: &[f32], rows: usize, out: &mut [f32]) {
+        self.product(x, rows, out);
+        add_bias(&mut out[..rows * self.n_out], &self.bias);
     }
 }
 
@@ -88,6 +95,37 @@ pub(crate) struct Batch<'a> {
     pub outputs: &'a [[usize; 3]],
 }
 
+/// Activation buffers of one forward call.
+#[derive(Default)]
+struct Workspace {
+    /// Hidden states `[rows × H]`.
+    x: Vec<f32>,
+    /// Query-row inputs of the last layer `[queries × H]`.
+    xq: Vec<f32>,
+    q: Vec<f32>,
+    k: Vec<f32>,
+    v: Vec<f32>,
+    ctx: Vec<f32>,
+    /// The attention block's output `[queries × H]`.
+    attn: Vec<f32>,
+    /// FFN activations `[queries × F]`.
+    inter: Vec<f32>,
+}
+
+fn ensure(buf: &mut Vec<f32>, len: usize) {
+    if buf.len() < len {
+        buf.resize(len, 0.0);
+    }
+}
+
+/// Which rows of each sequence a layer computes past its keys and values.
+enum Queries<'a> {
+    /// Every row.
+    All,
+    /// These positions of each sequence.
+    Rows(&'a [[usize; 3]]),
+}
+
 /// The DeBERTa-v2 encoder.
 pub(crate) struct Encoder {
     cfg: DebertaConfig,
@@ -95,11 +133,7 @@ pub(crate) struct Encoder {
     embed_norm: LayerNorm,
     layers: Vec<Layer>,
     vocab_rows: usize,
-}
-
-thread_local! {
-    /// Per-thread scratch for attention (scores, c2p and p2c products), reused across calls.
-    static SCRATCH: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+    workspaces: Mutex<Vec<Workspace>>,
 }
 
 impl Encoder {
@@ -115,8 +149,7 @@ impl Encoder {
         };
         let word_embeddings = w.get(&emb_name, &[vocab_rows, h])?;
         let embed_norm = LayerNorm::load(w, &format!("{prefix}embeddings.LayerNorm"), h)?;
-        let rel = w.get(&format!("{prefix}encoder.rel_embeddings.weight"), &[2 * span, h])?;
-        let mut rel: Vec<f32> = rel.to_vec();
+        let mut rel = w.get(&format!("{prefix}encoder.rel_embeddings.weight"), &[2 * span, h])?.to_vec();
         if cfg.norm_rel_ebd {
             let n = LayerNorm::load(w, &format!("{prefix}encoder.LayerNorm"), h)?;
             layer_norm(&mut rel, &n.gamma, &n.beta, cfg.layer_norm_eps);
@@ -126,8 +159,10 @@ impl Encoder {
             let p = format!("{prefix}encoder.layer.{i}.");
             let query = Linear::load(w, &format!("{p}attention.self.query_proj"), ah, h)?;
             let key = Linear::load(w, &format!("{p}attention.self.key_proj"), ah, h)?;
-            let rel_query = query.forward(&rel, 2 * span);
-            let rel_key = key.forward(&rel, 2 * span);
+            let mut rel_query = vec![0.0; 2 * span * ah];
+            query.forward(&rel, 2 * span, &mut rel_query);
+            let mut rel_key = vec![0.0; 2 * span * ah];
+            key.forward(&rel, 2 * span, &mut rel_key);
             layers.push(Layer {
                 value: Linear::load(w, &format!("{p}attention.self.value_proj"), ah, h)?,
                 attn_out: Linear::load(w, &format!("{p}attention.output.dense"), h, ah)?,
@@ -141,7 +176,7 @@ impl Encoder {
                 rel_key,
             });
         }
-        Ok(Encoder { cfg: cfg.clone(), word_embeddings, embed_norm, layers, vocab_rows })
+        Ok(Encoder { cfg: cfg.clone(), word_embeddings, embed_norm, layers, vocab_rows, workspaces: Mutex::default() })
     }
 
     /// Rows of the word-embedding table: every token id must be below this.
@@ -153,228 +188,147 @@ impl Encoder {
     /// sequence: `[seqs × 3 × H]`. Token ids must be below [`Self::vocab_rows`].
     pub(crate) fn forward(&self, batch: &Batch) -> Vec<f32> {
         let h = self.cfg.hidden_size;
-        let offsets: Vec<usize> = batch
-            .seqs
-            .iter()
-            .scan(0, |acc, s| {
-                let o = *acc;
-                *acc += s.len();
-                Some(o)
-            })
-            .collect();
         let total: usize = batch.seqs.iter().map(|s| s.len()).sum();
         let max_len = batch.seqs.iter().map(|s| s.len()).max().unwrap_or(1);
         let rel_index =
             RelIndex::new(max_len, self.cfg.position_buckets, self.cfg.max_relative_positions, self.cfg.att_span());
+        let mut ws = self.workspaces.lock().expect("workspace pool").pop().unwrap_or_default();
 
         // Embeddings: word vectors, LayerNorm (the attention mask is all ones: no padding).
-        let mut x = vec![0.0f32; total * h];
-        for (row, &id) in x.chunks_exact_mut(h).zip(batch.seqs.iter().flat_map(|s| s.iter())) {
+        ensure(&mut ws.x, total * h);
+        for (row, &id) in ws.x.chunks_exact_mut(h).zip(batch.seqs.iter().flat_map(|s| s.iter())) {
             let id = id as usize;
             row.copy_from_slice(&self.word_embeddings[id * h..(id + 1) * h]);
         }
-        layer_norm(&mut x, &self.embed_norm.gamma, &self.embed_norm.beta, self.cfg.layer_norm_eps);
+        layer_norm(&mut ws.x[..total * h], &self.embed_norm.gamma, &self.embed_norm.beta, self.cfg.layer_norm_eps);
 
         let (last, rest) = self.layers.split_last().expect("at least one layer");
         for layer in rest {
-            let queries: Vec<Vec<usize>> = batch.seqs.iter().map(|s| (0..s.len()).collect()).collect();
-            x = self.layer_forward(layer, &x, batch.seqs, &offsets, &queries, &rel_index);
+            self.layer_forward(layer, &mut ws, batch.seqs, Queries::All, &rel_index);
         }
-        let queries: Vec<Vec<usize>> = batch.outputs.iter().map(|o| o.to_vec()).collect();
-        self.layer_forward(last, &x, batch.seqs, &offsets, &queries, &rel_index)
+        self.layer_forward(last, &mut ws, batch.seqs, Queries::Rows(batch.outputs), &rel_index);
+        let out = ws.x[..batch.seqs.len() * 3 * h].to_vec();
+        self.workspaces.lock().expect("workspace pool").push(ws);
+        out
     }
 
-    /// One block over all rows `x` (`[total × H]`); returns the new states of the query rows only
-    /// (`queries[s]` are positions within sequence `s`), in order.
+    /// One block. On return `ws.x` holds the new states of the query rows only, in order.
     fn layer_forward(
         &self,
         layer: &Layer,
-        x: &[f32],
+        ws: &mut Workspace,
         seqs: &[&[u32]],
-        offsets: &[usize],
-        queries: &[Vec<usize>],
+        queries: Queries,
         rel_index: &RelIndex,
-    ) -> Vec<f32> {
-        let h = self.cfg.hidden_size;
-        let ah = self.cfg.all_head_size();
-        let total = x.len() / h;
-        let n_q: usize = queries.iter().map(|q| q.len()).sum();
-        let all_rows = n_q == total;
-
-        // Rows that are queries (and the residual of the block).
-        let xq: Vec<f32> = if all_rows {
-            x.to_vec()
-        } else {
-            queries
-                .iter()
-                .zip(offsets)
-                .flat_map(|(q, &o)| q.iter().map(move |&p| o + p))
-                .flat_map(|r| x[r * h..(r + 1) * h].iter().copied())
-                .collect()
+    ) {
+        let cfg = &self.cfg;
+        let (h, ah, f) = (cfg.hidden_size, cfg.all_head_size(), cfg.intermediate_size);
+        let (heads, d) = (cfg.num_attention_heads, cfg.attention_head_size);
+        let total: usize = seqs.iter().map(|s| s.len()).sum();
+        let offsets: Vec<usize> = prefix_sums(seqs.iter().map(|s| s.len()));
+        let all_positions: Vec<Vec<usize>> = match queries {
+            Queries::All => seqs.iter().map(|s| (0..s.len()).collect()).collect(),
+            Queries::Rows(rows) => rows.iter().map(|r| r.to_vec()).collect(),
         };
-        let q = layer.query.forward(&xq, n_q);
-        let k = layer.key.forward(x, total);
-        let v = layer.value.forward(x, total);
+        let n_q: usize = all_positions.iter().map(Vec::len).sum();
+        let q_offsets = prefix_sums(all_positions.iter().map(Vec::len));
+        for buf in [&mut ws.q, &mut ws.ctx] {
+            ensure(buf, n_q * ah);
+        }
+        for buf in [&mut ws.k, &mut ws.v] {
+            ensure(buf, total * ah);
+        }
+        ensure(&mut ws.attn, n_q * h);
+        ensure(&mut ws.inter, n_q * f);
 
-        // Attention per (sequence, head).
-        let heads = self.cfg.num_attention_heads;
-        let d = self.cfg.attention_head_size;
-        let q_offsets: Vec<usize> = queries
-            .iter()
-            .scan(0, |acc, qs| {
-                let o = *acc;
-                *acc += qs.len();
-                Some(o)
-            })
-            .collect();
-        let tasks: Vec<(usize, usize)> = (0..seqs.len()).flat_map(|s| (0..heads).map(move |hd| (s, hd))).collect();
-        let blocks: Vec<Vec<f32>> = tasks
-            .par_iter()
-            .map(|&(s, hd)| {
-                let len = seqs[s].len();
-                let att = HeadAttention {
-                    q: &q[q_offsets[s] * ah + hd * d..],
-                    k: &k[offsets[s] * ah + hd * d..],
-                    v: &v[offsets[s] * ah + hd * d..],
-                    rel_q: &layer.rel_query[hd * d..],
-                    rel_k: &layer.rel_key[hd * d..],
-                    stride: ah,
-                    d,
-                    len,
-                };
-                att.run(&queries[s], rel_index, &self.cfg)
-            })
-            .collect();
-        let mut ctx = vec![0.0f32; n_q * ah];
-        for (&(s, hd), block) in tasks.iter().zip(&blocks) {
-            for (qi, out) in block.chunks_exact(d).enumerate() {
-                let row = q_offsets[s] + qi;
-                ctx[row * ah + hd * d..row * ah + (hd + 1) * d].copy_from_slice(out);
+        // Projections. The queries (and the block's residual) are all rows, or the gathered ones.
+        let all = matches!(queries, Queries::All);
+        if !all {
+            ensure(&mut ws.xq, n_q * h);
+            let rows = all_positions.iter().zip(&offsets).flat_map(|(ps, &o)| ps.iter().map(move |&p| o + p));
+            for (dst, r) in ws.xq.chunks_exact_mut(h).zip(rows) {
+                dst.copy_from_slice(&ws.x[r * h..(r + 1) * h]);
             }
         }
+        let xq: &[f32] = if all { &ws.x } else { &ws.xq };
+        layer.query.forward(xq, n_q, &mut ws.q);
+        layer.key.forward(&ws.x, total, &mut ws.k);
+        layer.value.forward(&ws.x, total, &mut ws.v);
 
-        let eps = self.cfg.layer_norm_eps;
-        let mut x1 = layer.attn_out.product(&ctx, n_q);
+        // Attention per (sequence, head), each writing its own block of `ctx`.
+        let ctx = SharedRows { ptr: ws.ctx.as_mut_ptr(), len: n_q * ah };
+        let (q, k, v) = (&ws.q, &ws.k, &ws.v);
+        (0..seqs.len() * heads).into_par_iter().for_each(|task| {
+            let (s, hd) = (task / heads, task % heads);
+            let att = HeadAttention {
+                q: &q[q_offsets[s] * ah + hd * d..],
+                k: &k[offsets[s] * ah + hd * d..],
+                v: &v[offsets[s] * ah + hd * d..],
+                rel_q: &layer.rel_query[hd * d..],
+                rel_k: &layer.rel_key[hd * d..],
+                stride: ah,
+                d,
+                len: seqs[s].len(),
+                pos_att: cfg.pos_att_type,
+            };
+            let first = q_offsets[s] * ah + hd * d;
+            let rows = all_positions[s].len();
+            assert!(rows == 0 || first + (rows - 1) * ah + d <= ctx.len, "context block in bounds");
+            // SAFETY: task (s, hd) writes rows q_offsets[s].. of columns hd·d..(hd+1)·d only: the
+            // blocks of different tasks are disjoint, and `ws.ctx` is not otherwise touched until
+            // every task has finished (end of `for_each`).
+            unsafe { att.run(&all_positions[s], rel_index, ctx.at(first), ah) };
+        });
+
+        // Output projection, residual, LayerNorm; FFN, residual, LayerNorm.
+        let eps = cfg.layer_norm_eps;
+        let residual: &[f32] = if all { &ws.x } else { &ws.xq };
+        layer.attn_out.product(&ws.ctx, n_q, &mut ws.attn);
         bias_residual_layer_norm(
-            &mut x1,
+            &mut ws.attn[..n_q * h],
             &layer.attn_out.bias,
-            &xq,
+            &residual[..n_q * h],
             &layer.attn_norm.gamma,
             &layer.attn_norm.beta,
             eps,
         );
-        let mut inter = layer.intermediate.product(&x1, n_q);
-        bias_gelu(&mut inter, &layer.intermediate.bias);
-        let mut out = layer.output.product(&inter, n_q);
-        bias_residual_layer_norm(&mut out, &layer.output.bias, &x1, &layer.out_norm.gamma, &layer.out_norm.beta, eps);
-        out
+        layer.intermediate.product(&ws.attn, n_q, &mut ws.inter);
+        bias_gelu(&mut ws.inter[..n_q * f], &layer.intermediate.bias);
+        layer.output.product(&ws.inter, n_q, &mut ws.x);
+        bias_residual_layer_norm(
+            &mut ws.x[..n_q * h],
+            &layer.output.bias,
+            &ws.attn[..n_q * h],
+            &layer.out_norm.gamma,
+            &layer.out_norm.beta,
+            eps,
+        );
     }
 }
 
-/// The inputs of one head's attention over one sequence; every matrix is a column block of width
-/// `d` in a row-major buffer with row stride `stride`.
-struct HeadAttention<'a> {
-    q: &'a [f32],
-    k: &'a [f32],
-    v: &'a [f32],
-    rel_q: &'a [f32],
-    rel_k: &'a [f32],
-    stride: usize,
-    d: usize,
+/// Start offsets of consecutive lengths.
+fn prefix_sums(lens: impl Iterator<Item = usize>) -> Vec<usize> {
+    lens.scan(0, |acc, n| {
+        let o = *acc;
+        *acc += n;
+        Some(o)
+    })
+    .collect()
+}
+
+/// The context buffer, written by the attention tasks in disjoint blocks.
+struct SharedRows {
+    ptr: *mut f32,
     len: usize,
 }
 
-impl HeadAttention<'_> {
-    /// The context vectors `[queries × d]` for the query positions `qpos`.
-    fn run(&self, qpos: &[usize], rel_index: &RelIndex, cfg: &DebertaConfig) -> Vec<f32> {
-        let (nq, len, d) = (qpos.len(), self.len, self.d);
-        let pos_att = cfg.pos_att_type;
-        let scale = ((d as f32) * pos_att.scale_factor() as f32).sqrt();
-        // Rel rows any (query, key) of this sequence can use: a contiguous range.
-        let lo = rel_index.index(0, len - 1);
-        let hi = rel_index.index(len - 1, 0);
-        let width = hi - lo + 1;
-
-        SCRATCH.with(|cell| {
-            let mut scratch = cell.borrow_mut();
-            let need = nq * len + nq * width + len * width;
-            if scratch.len() < need {
-                scratch.resize(need, 0.0);
-            }
-            let (scores, rest) = scratch.split_at_mut(nq * len);
-            let (c2p, rest) = rest.split_at_mut(nq * width);
-            let p2c = &mut rest[..len * width];
-
-            // Content to content: Q · Kᵀ.
-            matmul(
-                nq,
-                len,
-                d,
-                View::rows(self.q, self.stride),
-                View::transposed(self.k, self.stride),
-                scores,
-                len,
-                false,
-                Threads::One,
-            );
-            if pos_att.c2p {
-                // Q · K_relᵀ over the rel rows in use.
-                let rk = &self.rel_k[lo * self.stride..];
-                matmul(
-                    nq,
-                    width,
-                    d,
-                    View::rows(self.q, self.stride),
-                    View::transposed(rk, self.stride),
-                    c2p,
-                    width,
-                    false,
-                    Threads::One,
-                );
-            }
-            if pos_att.p2c {
-                // K · Q_relᵀ over the rel rows in use.
-                let rq = &self.rel_q[lo * self.stride..];
-                matmul(
-                    len,
-                    width,
-                    d,
-                    View::rows(self.k, self.stride),
-                    View::transposed(rq, self.stride),
-                    p2c,
-                    width,
-                    false,
-                    Threads::One,
-                );
-            }
-            for (qi, &i) in qpos.iter().enumerate() {
-                let row = &mut scores[qi * len..(qi + 1) * len];
-                for (j, idx) in rel_index.row(i, len).enumerate() {
-                    let c = idx - lo;
-                    let mut rel = 0.0f32;
-                    if pos_att.c2p {
-                        rel += c2p[qi * width + c] / scale;
-                    }
-                    if pos_att.p2c {
-                        rel += p2c[j * width + c] / scale;
-                    }
-                    row[j] = row[j] / scale + rel;
-                }
-                softmax(row);
-            }
-            let mut out = vec![0.0f32; nq * d];
-            matmul(
-                nq,
-                d,
-                len,
-                View::rows(scores, len),
-                View::rows(self.v, self.stride),
-                &mut out,
-                d,
-                false,
-                Threads::One,
-            );
-            out
-        })
+impl SharedRows {
+    /// The address of element `offset` (within `len`: checked by the caller).
+    fn at(&self, offset: usize) -> *mut f32 {
+        // SAFETY: callers keep `offset` within the buffer.
+        unsafe { self.ptr.add(offset) }
     }
 }
+
+// SAFETY: the tasks sharing it write disjoint blocks (see `layer_forward`).
+unsafe impl Sync for SharedRows {}

@@ -79,25 +79,49 @@ pub fn matmul(
     if m == 0 || n == 0 {
         return;
     }
+    assert!((m - 1) * ldd + n <= dst.len(), "destination out of bounds");
+    // SAFETY: `dst` holds the whole destination (checked above) and is uniquely borrowed.
+    unsafe { matmul_raw(m, n, k, a, b, dst.as_mut_ptr(), ldd, accumulate, threads) }
+}
+
+/// [`matmul`] into a raw destination: row `r`, column `c` at `dst + r * ldd + c`.
+///
+/// # Safety
+/// `dst + (m-1)·ldd + n` must stay within one allocation that nothing else reads or writes at the
+/// addresses this product writes (`m` rows of `n` elements) during the call.
+#[allow(clippy::too_many_arguments)] // a GEMM call: three operands, their shapes and modes
+pub unsafe fn matmul_raw(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: View,
+    b: View,
+    dst: *mut f32,
+    ldd: usize,
+    accumulate: bool,
+    threads: Threads,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
     a.check(m, k);
     b.check(k, n);
-    assert!((m - 1) * ldd + n <= dst.len(), "destination out of bounds");
     if k == 0 {
         if !accumulate {
             for r in 0..m {
-                dst[r * ldd..r * ldd + n].fill(0.0);
+                // SAFETY: within the destination rows the caller vouches for.
+                unsafe { std::ptr::write_bytes(dst.add(r * ldd), 0, n) };
             }
         }
         return;
     }
-    // SAFETY: the bounds of all three operands were checked above; the slices outlive the call and
-    // `dst` is uniquely borrowed.
+    // SAFETY: the operands' bounds were checked above, the destination's by the caller.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            dst.as_mut_ptr(),
+            dst,
             1,
             ldd as isize,
             accumulate,

@@ -1,5 +1,6 @@
 //! The PairRM network: a DeBERTa-v2 encoder and the pairwise head.
 
+mod attention;
 mod deberta;
 mod gemm;
 mod head;

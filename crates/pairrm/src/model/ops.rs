@@ -1,52 +1,74 @@
-//! Row-wise operations of the encoder: bias, LayerNorm, GELU, softmax.
+//! Row-wise operations of the encoder: bias, LayerNorm, GELU, softmax. The row-wise passes over
+//! whole activations run on the rayon pool, by blocks of rows; each row is computed by the same
+//! code whatever the split, so results do not depend on the number of threads.
+
+use rayon::prelude::*;
+
+/// Rows per parallel task.
+const ROWS_PER_TASK: usize = 16;
+
+/// Runs `f` on every row of `x` (rows of `width` values) in parallel blocks.
+fn par_rows(x: &mut [f32], width: usize, f: impl Fn(&mut [f32]) + Sync) {
+    x.par_chunks_mut(width * ROWS_PER_TASK).for_each(|block| block.chunks_exact_mut(width).for_each(&f));
+}
 
 /// Adds `bias` to every row of `x` (rows of `bias.len()` values).
 pub fn add_bias(x: &mut [f32], bias: &[f32]) {
-    for row in x.chunks_exact_mut(bias.len()) {
+    par_rows(x, bias.len(), |row| {
         for (v, b) in row.iter_mut().zip(bias) {
             *v += b;
         }
+    });
+}
+
+/// LayerNorm of one row in place: `(x - mean) / sqrt(var + eps) * gamma + beta`, with the biased
+/// variance. Statistics are accumulated in f64.
+fn layer_norm_row(row: &mut [f32], gamma: &[f32], beta: &[f32], eps: f64) {
+    let n = row.len() as f64;
+    let mean = row.iter().map(|&v| v as f64).sum::<f64>() / n;
+    let var = row.iter().map(|&v| (v as f64 - mean) * (v as f64 - mean)).sum::<f64>() / n;
+    let inv = 1.0 / (var + eps).sqrt();
+    for ((v, g), b) in row.iter_mut().zip(gamma).zip(beta) {
+        *v = (((*v as f64 - mean) * inv) as f32) * g + b;
     }
 }
 
-/// LayerNorm of each row of `x` in place: `(x - mean) / sqrt(var + eps) * gamma + beta`, with the
-/// biased variance. Statistics are accumulated in f64.
+/// LayerNorm of each row of `x` in place (rows of `gamma.len()` values).
 pub fn layer_norm(x: &mut [f32], gamma: &[f32], beta: &[f32], eps: f64) {
-    let n = gamma.len();
-    for row in x.chunks_exact_mut(n) {
-        let mean = row.iter().map(|&v| v as f64).sum::<f64>() / n as f64;
-        let var = row.iter().map(|&v| (v as f64 - mean) * (v as f64 - mean)).sum::<f64>() / n as f64;
-        let inv = 1.0 / (var + eps).sqrt();
-        for ((v, g), b) in row.iter_mut().zip(gamma).zip(beta) {
-            *v = (((*v as f64 - mean) * inv) as f32) * g + b;
-        }
-    }
+    par_rows(x, gamma.len(), |row| layer_norm_row(row, gamma, beta, eps));
 }
 
-/// `x = LayerNorm(x + bias + residual)`: the output-projection epilogue of a DeBERTa block.
-/// `x` holds `input · Wᵀ`; the sum is associated as torch's `(dense(input)) + residual`.
+/// `x = LayerNorm((x + bias) + residual)`: the output-projection epilogue of a DeBERTa block,
+/// where `x` holds `input · Wᵀ` (the sum associated as torch's `dense(input) + residual`).
 pub fn bias_residual_layer_norm(x: &mut [f32], bias: &[f32], residual: &[f32], gamma: &[f32], beta: &[f32], eps: f64) {
-    for (row, res) in x.chunks_exact_mut(bias.len()).zip(residual.chunks_exact(bias.len())) {
-        for ((v, b), r) in row.iter_mut().zip(bias).zip(res) {
-            *v = (*v + b) + r;
+    let w = bias.len();
+    x.par_chunks_mut(w * ROWS_PER_TASK).zip(residual.par_chunks(w * ROWS_PER_TASK)).for_each(|(block, res)| {
+        for (row, r) in block.chunks_exact_mut(w).zip(res.chunks_exact(w)) {
+            for ((v, b), r) in row.iter_mut().zip(bias).zip(r) {
+                *v = (*v + b) + r;
+            }
+            layer_norm_row(row, gamma, beta, eps);
         }
-    }
-    layer_norm(x, gamma, beta, eps);
+    });
 }
 
 /// Exact (erf) GELU of every element, after adding `bias` to each row.
 pub fn bias_gelu(x: &mut [f32], bias: &[f32]) {
-    for row in x.chunks_exact_mut(bias.len()) {
+    par_rows(x, bias.len(), |row| {
         for (v, b) in row.iter_mut().zip(bias) {
             let t = *v + b;
             *v = 0.5 * t * (1.0 + libm::erff(t * std::f32::consts::FRAC_1_SQRT_2));
         }
-    }
+    });
 }
 
-/// Softmax of `row` in place.
-pub fn softmax(row: &mut [f32]) {
-    let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+/// `row = softmax(row · scale)` in place.
+pub fn softmax_scaled(row: &mut [f32], scale: f32) {
+    let mut max = f32::NEG_INFINITY;
+    for v in row.iter_mut() {
+        *v *= scale;
+        max = max.max(*v);
+    }
     let mut sum = 0.0f32;
     for v in row.iter_mut() {
         *v = (*v - max).exp();
@@ -85,9 +107,10 @@ mod tests {
     #[test]
     fn softmax_sums_to_one() {
         let mut r = vec![1.0, 2.0, 3.0, -1e9];
-        softmax(&mut r);
+        softmax_scaled(&mut r, 0.5);
         assert!((r.iter().sum::<f32>() - 1.0).abs() < 1e-6);
         assert_eq!(r[3], 0.0);
         assert!(r[2] > r[1] && r[1] > r[0]);
+        assert!((r[2] / r[1] - 0.5f32.exp()).abs() < 1e-5);
     }
 }

@@ -79,7 +79,7 @@ pub(super) fn load(path: &Path) -> Result<(Tokenizer, [Option<u32>; 4])> {
 
 /// Serializes `tokenizer` with the four markers added back as transformers' `add_tokens` adds
 /// them (not special, normalized, no stripping), with the given ids in [`MARKERS`] order.
-pub(super) fn to_pairrm_hf_json(tokenizer: &Tokenizer, marker_ids: [u32; 4]) -> Result<String> {
+pub(super) fn to_pairrm_hf_json(tokenizer: &Tokenizer, marker_ids: [u32; 4], internal: &str) -> Result<String> {
     let text =
         tokenizer.to_string(false).map_err(|e| Error::Tokenizer(format!("cannot serialize the tokenizer: {e}")))?;
     let mut value: Value = serde_json::from_str(&text)
@@ -88,6 +88,7 @@ pub(super) fn to_pairrm_hf_json(tokenizer: &Tokenizer, marker_ids: [u32; 4]) -> 
         .get_mut("added_tokens")
         .and_then(Value::as_array_mut)
         .ok_or_else(|| Error::Tokenizer("the serialized tokenizer has no added_tokens list".into()))?;
+    added.retain(|t| t.get("content").and_then(Value::as_str) != Some(internal));
     for (marker, id) in MARKERS.iter().zip(marker_ids) {
         added.push(json!({
             "id": id,
