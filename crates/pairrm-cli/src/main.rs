@@ -31,6 +31,8 @@ enum Command {
     Compare(commands::compare::Args),
     /// Rank the candidates of each line (full matrix, against a reference, or bubble best-of-n).
     Rank(commands::rank::Args),
+    /// Measure throughput, FLOP rate, memory and load time on standard workloads.
+    Bench(commands::bench::Args),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +42,7 @@ fn main() -> ExitCode {
         Command::Encode(a) => commands::encode::run(a),
         Command::Compare(a) => commands::compare::run(a),
         Command::Rank(a) => commands::rank::run(a),
+        Command::Bench(a) => commands::bench::run(a),
     };
     match result {
         Ok(outcome) => outcome.exit_code(),

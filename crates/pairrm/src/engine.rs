@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
 
@@ -43,6 +43,22 @@ pub struct CallOptions {
     pub cancel: Option<Arc<AtomicBool>>,
 }
 
+/// Work done by an engine since it was loaded.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Counters {
+    /// Forward passes run.
+    pub passes: u64,
+    /// Tokens of those passes.
+    pub tokens: u64,
+    /// Batches run.
+    pub batches: u64,
+    /// FLOPs of those passes as a straightforward implementation counts them
+    /// ([`PairRm::nominal_flop`]).
+    pub nominal_flop: f64,
+    /// FLOPs this engine executed for them ([`PairRm::executed_flop`]).
+    pub executed_flop: f64,
+}
+
 /// A loaded PairRM model ready to score pairs.
 pub struct Engine {
     model: PairRm,
@@ -52,6 +68,7 @@ pub struct Engine {
     options: EngineOptions,
     model_id: String,
     layout: Layout,
+    counters: Mutex<Counters>,
 }
 
 impl Engine {
@@ -70,7 +87,7 @@ impl Engine {
             .map_err(|e| Error::invalid_input("threads", e.to_string()))?;
         let model = pool.install(|| PairRm::load(&checkpoint))?;
         let Checkpoint { tokenizer, pairrm, model_id, layout, .. } = checkpoint;
-        Ok(Engine { model, tokenizer, config: pairrm, pool, options, model_id, layout })
+        Ok(Engine { model, tokenizer, config: pairrm, pool, options, model_id, layout, counters: Mutex::default() })
     }
 
     /// The ranker settings in effect (limits after overrides, marker ids).
@@ -96,6 +113,11 @@ impl Engine {
     /// Threads of the engine's pool.
     pub fn threads(&self) -> usize {
         self.pool.current_num_threads()
+    }
+
+    /// The work done so far (all calls, all threads).
+    pub fn counters(&self) -> Counters {
+        *self.counters.lock().expect("counters")
     }
 
     /// The input builder for this model.
@@ -125,6 +147,15 @@ impl Engine {
             let refs: Vec<&PairInput> = batch.iter().map(|&(_, inp)| inp).collect();
             match self.pool.install(|| self.model.logits(&refs)) {
                 Ok(logits) => {
+                    let mut c = self.counters.lock().expect("counters");
+                    c.batches += 1;
+                    for inp in &refs {
+                        c.passes += 1;
+                        c.tokens += inp.ids.len() as u64;
+                        c.nominal_flop += self.model.nominal_flop(inp.ids.len());
+                        c.executed_flop += self.model.executed_flop(inp.ids.len());
+                    }
+                    drop(c);
                     for (&(i, _), l) in batch.iter().zip(logits) {
                         results[i] = Some(Ok(l));
                     }

@@ -13,5 +13,5 @@ pub mod judge;
 pub mod model;
 pub mod tokenizer;
 
-pub use engine::{CallOptions, Engine, EngineOptions, ScopedScorer};
+pub use engine::{CallOptions, Counters, Engine, EngineOptions, ScopedScorer};
 pub use error::{Error, Result};

@@ -1,5 +1,6 @@
 //! The subcommands.
 
+pub mod bench;
 pub mod compare;
 pub mod encode;
 pub mod rank;

@@ -179,6 +179,28 @@ impl Encoder {
         Ok(Encoder { cfg: cfg.clone(), word_embeddings, embed_norm, layers, vocab_rows, workspaces: Mutex::default() })
     }
 
+    /// Bytes of the encoder's weights (f32).
+    pub(crate) fn weight_bytes(&self) -> u64 {
+        let norm = |n: &LayerNorm| n.gamma.len() + n.beta.len();
+        let lin = |l: &Linear| l.weight.len() + l.bias.len();
+        let layers: usize = self
+            .layers
+            .iter()
+            .map(|l| {
+                lin(&l.query)
+                    + lin(&l.key)
+                    + lin(&l.value)
+                    + lin(&l.attn_out)
+                    + lin(&l.intermediate)
+                    + lin(&l.output)
+                    + norm(&l.attn_norm)
+                    + norm(&l.out_norm)
+            })
+            .sum();
+        let rel = 2 * self.cfg.att_span() * self.cfg.hidden_size;
+        4 * (self.word_embeddings.len() + norm(&self.embed_norm) + rel + layers) as u64
+    }
+
     /// Rows of the word-embedding table: every token id must be below this.
     pub(crate) fn vocab_rows(&self) -> usize {
         self.vocab_rows

@@ -26,6 +26,11 @@ impl Head {
         })
     }
 
+    /// Bytes of the head's weights.
+    pub(crate) fn weight_bytes(&self) -> u64 {
+        4 * (self.w1.len() + self.b1.len() + self.w2.len() + self.b2.len()) as u64
+    }
+
     /// `f([source; candidate])` for every task. Dot products accumulate in f64, in a fixed order,
     /// so the result depends on nothing but the two vectors.
     fn scores(&self, source: &[f32], candidate: &[f32]) -> Vec<f32> {

@@ -6,6 +6,7 @@ mod gemm;
 mod head;
 mod ops;
 pub mod position;
+mod vmath;
 
 use crate::checkpoint::Checkpoint;
 use crate::config::DebertaConfig;
@@ -13,6 +14,12 @@ use crate::error::{Error, Result};
 use crate::input::PairInput;
 
 use deberta::{Batch, Encoder};
+
+/// `c[m×n] = a[m×k] · bᵀ` with `b` `[n×k]` row-major, on the current rayon pool: the product the
+/// linear layers use (for measuring this machine's GEMM rate).
+pub fn linear_product(m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
+    gemm::linear(m, n, k, a, b, c, gemm::Threads::Pool);
+}
 use head::Head;
 
 /// Weight-name prefix of the backbone in both checkpoint layouts.
@@ -43,6 +50,55 @@ impl PairRm {
     /// Rows of the word-embedding table: every token id must be below this.
     pub fn vocab_rows(&self) -> usize {
         self.encoder.vocab_rows()
+    }
+
+    /// Bytes of the weights as loaded (f32).
+    pub fn weight_bytes(&self) -> u64 {
+        self.encoder.weight_bytes() + self.head.weight_bytes()
+    }
+
+    /// FLOPs of one pass of `len` tokens as a straightforward implementation computes it (every
+    /// row in every layer; the full `2·span` rel window), without the input-independent
+    /// rel-embedding projections. A multiply-add counts 2.
+    pub fn nominal_flop(&self, len: usize) -> f64 {
+        let c = &self.config;
+        let rel = (2 * c.att_span()) as f64;
+        c.num_hidden_layers as f64 * self.layer_flop(len as f64, len as f64, rel) + self.head_flop()
+    }
+
+    /// FLOPs this engine executes for one pass of `len` tokens: in the last layer only the three
+    /// marker rows go past the key and value projections, and the rel window is clipped to the
+    /// distances that occur.
+    pub fn executed_flop(&self, len: usize) -> f64 {
+        let c = &self.config;
+        let index = position::RelIndex::new(len.max(1), c.position_buckets, c.max_relative_positions, c.att_span());
+        let window = (index.index(len.max(1) - 1, 0) - index.index(0, len.max(1) - 1) + 1) as f64;
+        let l = len as f64;
+        (c.num_hidden_layers - 1) as f64 * self.layer_flop(l, l, window)
+            + self.layer_flop(3.0, l, window)
+            + self.head_flop()
+    }
+
+    /// FLOPs of one layer with `q` query rows over `l` rows and a rel window of `w` rows.
+    fn layer_flop(&self, q: f64, l: f64, w: f64) -> f64 {
+        let c = &self.config;
+        let (h, a, f) = (c.hidden_size as f64, c.all_head_size() as f64, c.intermediate_size as f64);
+        let projections = 2.0 * (q * h * a + 2.0 * l * h * a + q * a * h); // Q, K, V, output
+        let ffn = 2.0 * 2.0 * q * h * f;
+        let attention = 2.0 * 2.0 * q * l * a; // Q·Kᵀ and P·V
+        let mut rel = 0.0;
+        if c.pos_att_type.c2p {
+            rel += 2.0 * q * w * a;
+        }
+        if c.pos_att_type.p2c {
+            rel += 2.0 * l * w * a;
+        }
+        projections + ffn + attention + rel
+    }
+
+    fn head_flop(&self) -> f64 {
+        let h = self.config.hidden_size as f64;
+        2.0 * 2.0 * (2.0 * h * h + h)
     }
 
     /// `logit(left, right)` of every input. Each result depends only on its own input, never on

@@ -4,6 +4,8 @@
 
 use rayon::prelude::*;
 
+use super::vmath::{self, dispatch};
+
 /// Rows per parallel task.
 const ROWS_PER_TASK: usize = 16;
 
@@ -52,31 +54,37 @@ pub fn bias_residual_layer_norm(x: &mut [f32], bias: &[f32], residual: &[f32], g
     });
 }
 
-/// Exact (erf) GELU of every element, after adding `bias` to each row.
+/// Erf-form GELU of every element, after adding `bias` to each row.
 pub fn bias_gelu(x: &mut [f32], bias: &[f32]) {
-    par_rows(x, bias.len(), |row| {
-        for (v, b) in row.iter_mut().zip(bias) {
-            let t = *v + b;
-            *v = 0.5 * t * (1.0 + libm::erff(t * std::f32::consts::FRAC_1_SQRT_2));
-        }
-    });
+    par_rows(x, bias.len(), |row| bias_gelu_row(row, bias));
 }
 
-/// `row = softmax(row · scale)` in place.
-pub fn softmax_scaled(row: &mut [f32], scale: f32) {
-    let mut max = f32::NEG_INFINITY;
-    for v in row.iter_mut() {
-        *v *= scale;
-        max = max.max(*v);
+dispatch! {
+    /// `row[i] = gelu(row[i] + bias[i])`.
+    pub fn bias_gelu_row(row: &mut [f32], bias: &[f32]) {
+        for (v, b) in row.iter_mut().zip(bias) {
+            *v = vmath::gelu(*v + b);
+        }
     }
-    let mut sum = 0.0f32;
-    for v in row.iter_mut() {
-        *v = (*v - max).exp();
-        sum += *v;
-    }
-    let inv = 1.0 / sum;
-    for v in row.iter_mut() {
-        *v *= inv;
+}
+
+dispatch! {
+    /// `row = softmax(row · scale)` in place.
+    pub fn softmax_scaled(row: &mut [f32], scale: f32) {
+        let mut max = f32::NEG_INFINITY;
+        for v in row.iter_mut() {
+            *v *= scale;
+            max = max.max(*v);
+        }
+        let mut sum = 0.0f32;
+        for v in row.iter_mut() {
+            *v = vmath::exp(*v - max);
+            sum += *v;
+        }
+        let inv = 1.0 / sum;
+        for v in row.iter_mut() {
+            *v *= inv;
+        }
     }
 }
 

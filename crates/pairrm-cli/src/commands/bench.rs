@@ -1,0 +1,353 @@
+//! `pairrm bench`: throughput, FLOP rate against the machine's GEMM peak, memory and load time on
+//! standard workloads; `--write-workload` exports them for `bench/reference.py`.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+use pairrm::judge::{
+    compare, rank, select_n, CompareMode, CompareRequest, RankRequest, SelectMethod, SplitMix64, Target,
+};
+use pairrm::Engine;
+use serde::Serialize;
+
+use crate::args::ModelArgs;
+use crate::progress::Progress;
+
+/// A standard workload.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Workload {
+    /// Pairs with a 128-token source and two 256-token candidates (mode `ab`: one pass each).
+    Uniform,
+    /// Pairs with sources of 16–256 tokens and candidates of 32–412 tokens (one pass each).
+    Mixed,
+    /// Full rank of 4 candidates (12 passes per item), mixed lengths.
+    Rank4,
+    /// Bubble best-of-16 (30 passes per item), mixed lengths.
+    Best16,
+}
+
+/// Arguments of `pairrm bench`.
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// Workloads to run.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "uniform,mixed,rank4,best16")]
+    workload: Vec<Workload>,
+    /// Forward passes per workload (rounded up to whole items).
+    #[arg(long, default_value_t = 12)]
+    passes: usize,
+    /// Seed of the generated texts.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Write the workloads as JSON lines (for `bench/reference.py`) to this file and exit.
+    #[arg(long)]
+    write_workload: Option<PathBuf>,
+    /// Print the report as JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Skip measuring the GEMM peak.
+    #[arg(long)]
+    no_peak: bool,
+}
+
+/// One item of a workload: a pair (one pass) or a set of candidates.
+#[derive(Serialize, Clone)]
+struct Item {
+    workload: Workload,
+    source: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    a: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    b: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    candidates: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct WorkloadReport {
+    workload: Workload,
+    items: usize,
+    passes: usize,
+    tokens: usize,
+    seconds: f64,
+    passes_per_second: f64,
+    tokens_per_second: f64,
+    /// What a straightforward pass computes (every row in every layer, the full 2·span rel
+    /// window), without the input-independent rel-embedding projections.
+    nominal_gflop: f64,
+    /// What this engine executes (last layer: marker rows only; rel window clipped to the length).
+    executed_gflop: f64,
+    nominal_gflops: f64,
+    executed_gflops: f64,
+}
+
+#[derive(Serialize)]
+struct Report {
+    model: String,
+    threads: usize,
+    cpu: String,
+    load_seconds: f64,
+    gemm_peak_gflops: Option<f64>,
+    weight_bytes: u64,
+    peak_rss_bytes: Option<u64>,
+    workloads: Vec<WorkloadReport>,
+}
+
+/// Runs `pairrm bench`.
+pub fn run(args: Args) -> anyhow::Result<crate::jsonl::Outcome> {
+    let start = Instant::now();
+    let engine = args.model.load()?;
+    let load_seconds = start.elapsed().as_secs_f64();
+    let words = single_token_words(&engine)?;
+    let items: Vec<Item> =
+        args.workload.iter().flat_map(|&w| make_workload(w, args.passes, args.seed, &words)).collect();
+    if let Some(path) = &args.write_workload {
+        let mut f = std::io::BufWriter::new(
+            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
+        );
+        for item in &items {
+            writeln!(f, "{}", serde_json::to_string(item)?)?;
+        }
+        f.flush()?;
+        return Ok(crate::jsonl::Outcome { failed: 0 });
+    }
+    let gemm_peak_gflops = (!args.no_peak).then(|| gemm_peak(engine.threads()));
+    let mut reports = vec![];
+    for &w in &args.workload {
+        let work: Vec<&Item> = items.iter().filter(|i| i.workload == w).collect();
+        reports.push(run_workload(&engine, w, &work)?);
+    }
+    let report = Report {
+        model: args.model.model.clone(),
+        threads: engine.threads(),
+        cpu: cpu_name(),
+        load_seconds,
+        gemm_peak_gflops,
+        weight_bytes: engine.model().weight_bytes(),
+        peak_rss_bytes: peak_rss(),
+        workloads: reports,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_table(&report);
+    }
+    Ok(crate::jsonl::Outcome { failed: 0 })
+}
+
+fn run_workload(engine: &Engine, workload: Workload, items: &[&Item]) -> anyhow::Result<WorkloadReport> {
+    let progress = Progress::new(Some(items.iter().map(|i| passes_of(workload, i)).sum()), false);
+    let scorer = engine.scorer(progress.call_options());
+    let before = engine.counters();
+    let t = Instant::now();
+    let failures: Vec<pairrm::Error> = match workload {
+        Workload::Uniform | Workload::Mixed => {
+            let reqs: Vec<CompareRequest> = items
+                .iter()
+                .map(|i| CompareRequest {
+                    instruction: None,
+                    source: i.source.clone(),
+                    a: i.a.clone().unwrap_or_default(),
+                    b: i.b.clone().unwrap_or_default(),
+                })
+                .collect();
+            compare(&scorer, &reqs, CompareMode::Ab).into_iter().filter_map(Result::err).collect()
+        }
+        Workload::Rank4 => rank(&scorer, &rank_requests(items)).into_iter().filter_map(Result::err).collect(),
+        Workload::Best16 => select_n(&scorer, &rank_requests(items), Target::Best, SelectMethod::Bubble, 0)
+            .into_iter()
+            .filter_map(Result::err)
+            .collect(),
+    };
+    let seconds = t.elapsed().as_secs_f64();
+    progress.finish();
+    if let Some(e) = failures.into_iter().next() {
+        return Err(e).context("a benchmark pass failed");
+    }
+    let after = engine.counters();
+    let passes = (after.passes - before.passes) as usize;
+    let tokens = (after.tokens - before.tokens) as usize;
+    let nominal = after.nominal_flop - before.nominal_flop;
+    let executed = after.executed_flop - before.executed_flop;
+    Ok(WorkloadReport {
+        workload,
+        items: items.len(),
+        passes,
+        tokens,
+        seconds,
+        passes_per_second: passes as f64 / seconds,
+        tokens_per_second: tokens as f64 / seconds,
+        nominal_gflop: nominal / 1e9,
+        executed_gflop: executed / 1e9,
+        nominal_gflops: nominal / 1e9 / seconds,
+        executed_gflops: executed / 1e9 / seconds,
+    })
+}
+
+fn rank_requests(items: &[&Item]) -> Vec<RankRequest> {
+    items
+        .iter()
+        .map(|i| RankRequest { instruction: None, source: i.source.clone(), candidates: i.candidates.clone() })
+        .collect()
+}
+
+fn passes_of(w: Workload, item: &Item) -> usize {
+    let n = item.candidates.len();
+    match w {
+        Workload::Uniform | Workload::Mixed => 1,
+        Workload::Rank4 => n * (n - 1),
+        Workload::Best16 => 2 * (n - 1),
+    }
+}
+
+/// Common English words that the model's tokenizer keeps as one token each, so that a text of n
+/// of them is exactly n tokens (all of them, with approximate lengths, for toy tokenizers).
+fn single_token_words(engine: &Engine) -> anyhow::Result<Vec<&'static str>> {
+    const WORDS: &str = "the of and to in is you that it he was for on are as with his they at be this have from or \
+        one had by word but not what all were we when your can said there use an each which she do how their if will \
+        up other about out many then them these so some her would make like him into time has look two more write go \
+        see number no way could people my than first water been call who oil its now find long down day did get come \
+        made may part over new sound take only little work know place year live me back give most very after thing our \
+        just name good sentence man think say great where help through much before line right too mean old any same \
+        tell boy follow came want show also around form three small set put end does another well large must big even \
+        such because turn here why ask went men read need land different home us move try kind hand picture again \
+        change off play spell air away animal house point page letter mother answer found study still learn should";
+    let builder = engine.input_builder();
+    let mut out = vec![];
+    for w in WORDS.split_whitespace() {
+        // `[CLS] <marker> ▁word [SEP]`: one token for the word.
+        if builder.encode_part(w)?.len() == 4 && builder.encode_part(&format!("{w} {w}"))?.len() == 5 {
+            out.push(w);
+        }
+    }
+    if out.len() < 20 {
+        tracing::warn!("this tokenizer splits most common words: workload lengths are approximate");
+        return Ok(WORDS.split_whitespace().collect());
+    }
+    Ok(out)
+}
+
+/// A text of exactly `part_len` tokens as a part (`[CLS] <marker> … [SEP]`).
+fn text(part_len: usize, words: &[&str], rng: &mut SplitMix64) -> String {
+    let n = part_len.saturating_sub(3);
+    (0..n).map(|_| words[rng.below(words.len() as u64) as usize]).collect::<Vec<_>>().join(" ")
+}
+
+fn make_workload(w: Workload, passes: usize, seed: u64, words: &[&str]) -> Vec<Item> {
+    let mut rng = SplitMix64::new(seed ^ (w as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let range = |lo: usize, hi: usize, rng: &mut SplitMix64| lo + rng.below((hi - lo + 1) as u64) as usize;
+    let mut items = vec![];
+    let mut planned = 0;
+    while planned < passes.max(1) {
+        let item = match w {
+            Workload::Uniform => Item {
+                workload: w,
+                source: text(128, words, &mut rng),
+                a: Some(text(256, words, &mut rng)),
+                b: Some(text(256, words, &mut rng)),
+                candidates: vec![],
+            },
+            Workload::Mixed => {
+                let (s, a, b) = (range(16, 256, &mut rng), range(32, 412, &mut rng), range(32, 412, &mut rng));
+                Item {
+                    workload: w,
+                    source: text(s, words, &mut rng),
+                    a: Some(text(a, words, &mut rng)),
+                    b: Some(text(b, words, &mut rng)),
+                    candidates: vec![],
+                }
+            }
+            Workload::Rank4 | Workload::Best16 => {
+                let n = if w == Workload::Rank4 { 4 } else { 16 };
+                let s = range(16, 256, &mut rng);
+                let source = text(s, words, &mut rng);
+                let candidates = (0..n)
+                    .map(|_| {
+                        let len = range(32, 412, &mut rng);
+                        text(len, words, &mut rng)
+                    })
+                    .collect();
+                Item { workload: w, source, a: None, b: None, candidates }
+            }
+        };
+        planned += passes_of(w, &item);
+        items.push(item);
+    }
+    items
+}
+
+/// The f32 GEMM rate of this machine with the engine's GEMM library and thread count, on a large
+/// product (the best of a few runs), in GFLOP/s.
+fn gemm_peak(threads: usize) -> f64 {
+    let (m, n, k) = (1024, 4096, 1024);
+    let a: Vec<f32> = (0..m * k).map(|i| ((i * 7919) % 1000) as f32 * 1e-3).collect();
+    let b: Vec<f32> = (0..n * k).map(|i| ((i * 104_729) % 1000) as f32 * 1e-3).collect();
+    let mut c = vec![0.0f32; m * n];
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("thread pool");
+    let mut best = 0.0f64;
+    pool.install(|| {
+        for _ in 0..5 {
+            let t = Instant::now();
+            pairrm::model::linear_product(m, n, k, &a, &b, &mut c);
+            best = best.max(2.0 * (m * n * k) as f64 / t.elapsed().as_secs_f64() / 1e9);
+        }
+    });
+    best
+}
+
+fn cpu_name() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// Peak resident set size of this process (Linux `VmHWM`).
+fn peak_rss() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+fn print_table(r: &Report) {
+    println!("model {} · {} threads · {}", r.model, r.threads, r.cpu);
+    println!(
+        "load {:.2} s · weights {:.0} MB · peak RSS {}",
+        r.load_seconds,
+        r.weight_bytes as f64 / 1e6,
+        r.peak_rss_bytes
+            .map(|b| format!("{:.0} MB ({:.2}× weights)", b as f64 / 1e6, b as f64 / r.weight_bytes as f64))
+            .unwrap_or_else(|| "n/a".into())
+    );
+    if let Some(p) = r.gemm_peak_gflops {
+        println!("GEMM peak {p:.1} GFLOP/s");
+    }
+    println!(
+        "{:<8} {:>6} {:>7} {:>8} {:>9} {:>10} {:>10} {:>10} {:>8}",
+        "workload", "items", "passes", "tokens", "seconds", "passes/s", "tokens/s", "GFLOP/s", "of peak"
+    );
+    for w in &r.workloads {
+        let of_peak = r.gemm_peak_gflops.map(|p| format!("{:.0}%", 100.0 * w.nominal_gflops / p)).unwrap_or_default();
+        println!(
+            "{:<8} {:>6} {:>7} {:>8} {:>9.2} {:>10.3} {:>10.1} {:>10.1} {:>8}",
+            format!("{:?}", w.workload).to_lowercase(),
+            w.items,
+            w.passes,
+            w.tokens,
+            w.seconds,
+            w.passes_per_second,
+            w.tokens_per_second,
+            w.nominal_gflops,
+            of_peak
+        );
+    }
+}
