@@ -6,6 +6,7 @@
 mod args;
 mod commands;
 mod jsonl;
+mod openai;
 mod progress;
 
 use std::process::ExitCode;
@@ -31,6 +32,8 @@ enum Command {
     Compare(commands::compare::Args),
     /// Rank the candidates of each line (full matrix, against a reference, or bubble best-of-n).
     Rank(commands::rank::Args),
+    /// Sample n answers per prompt from an OpenAI-compatible server and keep the best.
+    BestOfN(Box<commands::best_of_n::Args>),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +43,7 @@ fn main() -> ExitCode {
         Command::Encode(a) => commands::encode::run(a),
         Command::Compare(a) => commands::compare::run(a),
         Command::Rank(a) => commands::rank::run(a),
+        Command::BestOfN(a) => commands::best_of_n::run(*a),
     };
     match result {
         Ok(outcome) => outcome.exit_code(),

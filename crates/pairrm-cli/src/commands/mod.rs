@@ -1,5 +1,6 @@
 //! The subcommands.
 
+pub mod best_of_n;
 pub mod compare;
 pub mod encode;
 pub mod rank;
