@@ -306,6 +306,42 @@ fn a_server_ignoring_n_is_asked_again_with_distinct_seeds() {
 }
 
 #[test]
+fn samples_per_request_limits_n_for_servers_that_refuse_it() {
+    let server = MockServer::start(Config { refuse_n: true, ..Default::default() });
+    // Asking for all at once fails, with a hint.
+    let run = best_of_n(&server.url(), &["--n", "3", "--max-retries", "0"], &prompt_lines(&["q"]));
+    assert_eq!(run.code, Some(1));
+    let error = error_of(&run.lines[0]);
+    assert!(error.contains("HTTP 500: Only one completion choice is allowed"), "{error}");
+    assert!(error.ends_with("use --samples-per-request 1)"), "{error}");
+    // One sample per request: n requests at seeds seed + offset.
+    let run = best_of_n(
+        &server.url(),
+        &["--n", "3", "--seed", "3", "--samples-per-request", "1", "--return-all"],
+        &prompt_lines(&["q"]),
+    );
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let expected: Vec<String> = (0..3).map(|o| sample("q", 3 + o, 0)).collect();
+    assert_eq!(strings(&run.lines[0]["candidates"]), expected);
+    assert_eq!(run.lines[0]["usage"]["requests"], 3);
+    let requests = server.requests();
+    assert_eq!(requests.len(), 4);
+    assert!(requests[1..].iter().all(|r| r.body["n"] == 1), "{requests:?}");
+    // Two per request from a server that honours n.
+    let server = MockServer::start(Config::default());
+    let run = best_of_n(
+        &server.url(),
+        &["--n", "5", "--seed", "0", "--samples-per-request", "2", "--return-all"],
+        &prompt_lines(&["q"]),
+    );
+    assert_eq!(run.code, Some(0), "{}", run.stderr);
+    let expected: Vec<String> =
+        [(0, 0), (0, 1), (2, 0), (2, 1), (4, 0)].iter().map(|&(seed, i)| sample("q", seed, i)).collect();
+    assert_eq!(strings(&run.lines[0]["candidates"]), expected);
+    assert_eq!(run.lines[0]["usage"]["requests"], 3);
+}
+
+#[test]
 fn transient_failures_are_retried_until_they_succeed() {
     let faults = HashMap::from([(
         "flaky".to_string(),
@@ -366,7 +402,11 @@ fn answers_retrying_cannot_fix_fail_at_once() {
     assert_eq!(run.code, Some(1), "{}", run.stderr);
     assert_eq!(run.lines.len(), 8);
     let errors: Vec<&str> = [0, 1, 2, 3, 5, 6, 7].iter().map(|&i| error_of(&run.lines[i])).collect();
-    assert!(errors[0].ends_with("/v1/completions: HTTP 400: mock status 400"), "{}", errors[0]);
+    assert!(
+        errors[0].contains("/v1/completions: HTTP 400: mock status 400 (if the server refuses `n` > 1"),
+        "{}",
+        errors[0]
+    );
     assert!(
         errors[1].contains("the response is not valid JSON") && errors[1].contains("<html>not json</html>"),
         "{}",

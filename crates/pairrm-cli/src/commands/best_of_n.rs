@@ -47,6 +47,10 @@ pub struct Args {
     /// Samples per prompt.
     #[arg(long, short = 'n', default_value_t = 16, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     n: u32,
+    /// Most samples asked for in one request (`n`); 1 for servers that refuse `n` > 1
+    /// (llama.cpp). Default: all at once; a server that returns fewer is asked again for the rest.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    samples_per_request: Option<u32>,
     /// Send `prompt` lines to `/v1/chat/completions` as one user message (`messages` lines always
     /// go there).
     #[arg(long)]
@@ -191,6 +195,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             extra: args.extra_body.clone().unwrap_or_default(),
         },
         n: args.n as usize,
+        samples_per_request: args.samples_per_request.map_or(0, |k| k as usize),
         seed: args.seed,
         chat: args.chat,
     };

@@ -59,6 +59,8 @@ pub struct RequestError {
     pub message: String,
     /// Attempts made (1: the failure was not worth retrying, or retries are off).
     pub attempts: u32,
+    /// The HTTP status of the last attempt, when the server answered with an error status.
+    pub status: Option<u16>,
 }
 
 impl fmt::Display for RequestError {
@@ -74,11 +76,26 @@ impl fmt::Display for RequestError {
 impl std::error::Error for RequestError {}
 
 /// Why one attempt failed, and whether another may succeed.
-enum Failure {
-    /// Worth another attempt, after the server's `Retry-After` when it sent one.
-    Transient { message: String, retry_after: Option<Duration> },
-    /// Another attempt would fail the same way.
-    Permanent(String),
+struct Failure {
+    message: String,
+    /// The error status the server answered with, if it did.
+    status: Option<u16>,
+    /// Worth another attempt.
+    transient: bool,
+    /// The wait the server asked for (`Retry-After`).
+    retry_after: Option<Duration>,
+}
+
+impl Failure {
+    /// A failure another attempt would repeat.
+    fn permanent(message: String, status: Option<u16>) -> Failure {
+        Failure { message, status, transient: false, retry_after: None }
+    }
+
+    /// A failure worth another attempt.
+    fn transient(message: String, status: Option<u16>, retry_after: Option<Duration>) -> Failure {
+        Failure { message, status, transient: true, retry_after }
+    }
 }
 
 impl Client {
@@ -128,14 +145,12 @@ impl Client {
             attempts += 1;
             match self.attempt(&url, endpoint, &bytes) {
                 Ok(completion) => return Ok(Response { completion, attempts }),
-                Err(Failure::Permanent(message)) => return Err(RequestError { message, attempts }),
-                Err(Failure::Transient { message, retry_after }) => {
-                    if attempts > self.retry.max_retries {
-                        return Err(RequestError { message, attempts });
-                    }
-                    let unit = self.jitter_unit();
-                    let delay = self.retry.delay(attempts - 1, retry_after, unit);
-                    tracing::warn!(attempt = attempts, ?delay, "{message}; retrying");
+                Err(failure) if !failure.transient || attempts > self.retry.max_retries => {
+                    return Err(RequestError { message: failure.message, attempts, status: failure.status });
+                }
+                Err(failure) => {
+                    let delay = self.retry.delay(attempts - 1, failure.retry_after, self.jitter_unit());
+                    tracing::warn!(attempt = attempts, ?delay, "{}; retrying", failure.message);
                     std::thread::sleep(delay);
                 }
             }
@@ -160,21 +175,20 @@ impl Client {
             .read_to_vec()
             .map_err(|e| self.transport_failure(url, e))?;
         if (200..300).contains(&status) {
-            return parse_completion(endpoint, &body).map_err(|e| Failure::Permanent(format!("POST {url}: {e}")));
+            return parse_completion(endpoint, &body).map_err(|e| Failure::permanent(format!("POST {url}: {e}"), None));
         }
         let message = format!("POST {url}: HTTP {status}: {}", error_message(&body));
         if retryable_status(status) {
-            Err(Failure::Transient { message, retry_after: wait })
+            Err(Failure::transient(message, Some(status), wait))
         } else {
-            Err(Failure::Permanent(message))
+            Err(Failure::permanent(message, Some(status)))
         }
     }
 
     /// Classifies a transport error: connection trouble and timeouts are transient, anything
     /// else (a bad URL, TLS, a body over the limit) is not.
     fn transport_failure(&self, url: &str, error: ureq::Error) -> Failure {
-        let transient =
-            |reason: String| Failure::Transient { message: format!("POST {url}: {reason}"), retry_after: None };
+        let transient = |reason: String| Failure::transient(format!("POST {url}: {reason}"), None, None);
         match error {
             ureq::Error::Timeout(_) => {
                 transient(format!("no complete answer within the request timeout ({:?})", self.request_timeout))
@@ -186,7 +200,7 @@ impl Client {
             ureq::Error::ConnectionFailed => transient("could not connect".into()),
             ureq::Error::HostNotFound => transient("host not found".into()),
             ureq::Error::Protocol(e) => transient(format!("the server broke the HTTP protocol: {e}")),
-            other => Failure::Permanent(format!("POST {url}: {other}")),
+            other => Failure::permanent(format!("POST {url}: {other}"), None),
         }
     }
 
@@ -233,9 +247,9 @@ mod tests {
 
     #[test]
     fn errors_say_how_many_attempts_were_made() {
-        let once = RequestError { message: "HTTP 400: bad".into(), attempts: 1 };
+        let once = RequestError { message: "HTTP 400: bad".into(), attempts: 1, status: Some(400) };
         assert_eq!(once.to_string(), "HTTP 400: bad");
-        let many = RequestError { message: "HTTP 503: busy".into(), attempts: 4 };
+        let many = RequestError { message: "HTTP 503: busy".into(), attempts: 4, status: Some(503) };
         assert_eq!(many.to_string(), "HTTP 503: busy (gave up after 4 attempts)");
     }
 

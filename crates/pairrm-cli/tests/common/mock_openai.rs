@@ -73,6 +73,8 @@ impl Signal {
 pub struct Config {
     /// Most choices per answer (`Some(1)`: the server ignores `n`).
     pub max_n: Option<usize>,
+    /// Answer `n` other than 1 with HTTP 500, as llama.cpp's server does.
+    pub refuse_n: bool,
     /// The bearer token every request must carry (401 otherwise).
     pub api_key: Option<String>,
     /// Per prompt: the faults of its first requests, in order (later requests succeed).
@@ -354,6 +356,9 @@ fn answer(
         return reply(404, r#"{"error": "no such route"}"#);
     }
     let asked = body["n"].as_u64().unwrap_or(1) as usize;
+    if config.refuse_n && asked != 1 {
+        return reply(500, r#"{"error": {"code": 500, "message": "Only one completion choice is allowed"}}"#);
+    }
     let n = config.max_n.map_or(asked, |max| asked.min(max));
     let seed = body["seed"].as_u64().unwrap_or(0);
     let texts: Vec<String> = (0..n).map(|i| sample(prompt, seed, i)).collect();

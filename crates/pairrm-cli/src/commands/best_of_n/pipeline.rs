@@ -31,6 +31,10 @@ use crate::openai::{Client, Params, Prompt};
 /// output).
 const RANK_CHUNK_PASSES: usize = 512;
 
+/// Added to the error of a request for several samples that the server answered with 400, 422
+/// or 500 (invalid request, or an error): some servers refuse `n` > 1 instead of ignoring it.
+const N_HINT: &str = " (if the server refuses `n` > 1, as llama.cpp's does, use --samples-per-request 1)";
+
 /// What the generation side needs, shared by the reader and the workers.
 pub struct Generation {
     /// The server.
@@ -39,6 +43,8 @@ pub struct Generation {
     pub params: Params,
     /// Samples per line.
     pub n: usize,
+    /// Most samples asked for in one request (0: all of a line's at once).
+    pub samples_per_request: usize,
     /// The base seed (`seed + offset` per request), if any.
     pub seed: Option<u64>,
     /// Whether plain prompts go to the chat endpoint.
@@ -146,7 +152,12 @@ impl Shared {
             }
             Err(error) => {
                 self.progress.request_done(0, error.attempts);
-                lock(&line.sampling).on_error(&error)
+                match lock(&line.sampling).on_error(&error) {
+                    Next::Failed(message) if batch.n > 1 && matches!(error.status, Some(400 | 422 | 500)) => {
+                        Next::Failed(format!("{message}{N_HINT}"))
+                    }
+                    next => next,
+                }
             }
         };
         let ready = match next {
@@ -183,9 +194,9 @@ pub fn run(
     progress: Arc<Progress>,
 ) -> anyhow::Result<Outcome> {
     let shared = Arc::new(Shared {
+        per_request: AtomicUsize::new(generation.samples_per_request),
         generation,
         queue: WorkQueue::new(),
-        per_request: AtomicUsize::new(0),
         progress: progress.clone(),
     });
     let gate = Arc::new(Gate::new(limits.max_in_flight));

@@ -213,7 +213,7 @@ mod tests {
     fn failures_fail_the_line_once() {
         let (mut s, first) = Sampling::start(3, 1);
         assert!(!s.failed());
-        let error = RequestError { message: "HTTP 500".into(), attempts: 3 };
+        let error = RequestError { message: "HTTP 500".into(), attempts: 3, status: Some(500) };
         assert_eq!(s.on_error(&error), Next::Failed("HTTP 500 (gave up after 3 attempts)".into()));
         assert!(s.failed());
         assert_eq!(s.on_answer(first[1], texts("b", 1), None, 1), Next::Ignore);
