@@ -450,14 +450,14 @@ fn timeouts_are_retried_and_then_reported() {
     let server = MockServer::start(Config { faults, always, ..Default::default() });
     let run = best_of_n(
         &server.url(),
-        &["--n", "2", "--request-timeout", "0.5", "--max-retries", "1"],
+        &["--n", "2", "--request-timeout", "1.5", "--max-retries", "1"],
         &prompt_lines(&["slow", "stuck"]),
     );
     assert_eq!(run.code, Some(1), "{}", run.stderr);
     assert_eq!(run.lines[0]["usage"]["retries"], 1);
     let error = error_of(&run.lines[1]);
     assert!(
-        error.contains("no complete answer within the request timeout (500ms) (gave up after 2 attempts)"),
+        error.contains("no complete answer within the request timeout (1.5s) (gave up after 2 attempts)"),
         "{error}"
     );
 }
