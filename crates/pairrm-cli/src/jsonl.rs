@@ -64,17 +64,12 @@ pub fn run<J: LineJob>(io: &IoArgs, job: &J) -> anyhow::Result<Outcome> {
         }
         None => (Box::new(BufReader::new(std::io::stdin().lock())), None),
     };
-    let mut out: Box<dyn Write> = match &io.output {
-        Some(path) => {
-            Box::new(BufWriter::new(File::create(path).with_context(|| format!("creating {}", path.display()))?))
-        }
-        None => Box::new(BufWriter::new(std::io::stdout().lock())),
-    };
+    let mut out = open_output(io)?;
     let progress = Progress::new(total, io.no_progress);
     let mut outcome = Outcome { failed: 0 };
     let mut chunk: Vec<Line<J::Request>> = vec![];
     let mut chunk_passes = 0;
-    let mut lines = RawLines { reader, number: 0 };
+    let mut lines = RawLines::new(reader);
     while let Some((number, raw)) = lines.next_line()? {
         let line = match parse_line(job, raw) {
             Ok(r) => {
@@ -92,12 +87,12 @@ pub fn run<J: LineJob>(io: &IoArgs, job: &J) -> anyhow::Result<Outcome> {
                 &progress,
                 &mut out,
                 &mut outcome,
-                lines.number,
+                lines.count(),
             )?;
             chunk_passes = 0;
         }
     }
-    flush_chunk(job, chunk, chunk_passes, &progress, &mut out, &mut outcome, lines.number)?;
+    flush_chunk(job, chunk, chunk_passes, &progress, &mut out, &mut outcome, lines.count())?;
     progress.finish();
     out.flush().context("writing output")?;
     if outcome.failed > 0 {
@@ -106,7 +101,23 @@ pub fn run<J: LineJob>(io: &IoArgs, job: &J) -> anyhow::Result<Outcome> {
     Ok(outcome)
 }
 
+/// The output of a job: `--output` (created or truncated), else stdout; buffered.
+pub fn open_output(io: &IoArgs) -> anyhow::Result<Box<dyn Write>> {
+    Ok(match &io.output {
+        Some(path) => {
+            Box::new(BufWriter::new(File::create(path).with_context(|| format!("creating {}", path.display()))?))
+        }
+        None => Box::new(BufWriter::new(std::io::stdout().lock())),
+    })
+}
+
 fn parse_line<J: LineJob>(job: &J, raw: Vec<u8>) -> Result<J::Request, String> {
+    job.parse(parse_object(raw)?)
+}
+
+/// Reads one raw input line as a JSON object; the error is the reason (`not valid UTF-8`,
+/// `empty line`, `invalid JSON: ...`, `expected a JSON object`).
+pub fn parse_object(raw: Vec<u8>) -> Result<Value, String> {
     let text = String::from_utf8(raw).map_err(|_| "not valid UTF-8".to_string())?;
     let text = text.trim_end_matches(['\n', '\r']);
     if text.trim().is_empty() {
@@ -116,7 +127,7 @@ fn parse_line<J: LineJob>(job: &J, raw: Vec<u8>) -> Result<J::Request, String> {
     if !value.is_object() {
         return Err("expected a JSON object".into());
     }
-    job.parse(value)
+    Ok(value)
 }
 
 fn flush_chunk<J: LineJob>(
@@ -168,7 +179,7 @@ fn flush_chunk<J: LineJob>(
 /// Counts the forward passes of an input file (for the progress bar), parsing each line once.
 fn count_passes<J: LineJob>(path: &std::path::Path, job: &J) -> anyhow::Result<usize> {
     let f = File::open(path).with_context(|| format!("opening {}", path.display()))?;
-    let mut lines = RawLines { reader: Box::new(BufReader::new(f)), number: 0 };
+    let mut lines = RawLines::new(BufReader::new(f));
     let mut total = 0;
     while let Some((_, raw)) = lines.next_line()? {
         if let Ok(r) = parse_line(job, raw) {
@@ -179,13 +190,24 @@ fn count_passes<J: LineJob>(path: &std::path::Path, job: &J) -> anyhow::Result<u
 }
 
 /// Lines as raw bytes (a line that is not UTF-8 is an error record, not a fatal error).
-struct RawLines {
-    reader: Box<dyn BufRead>,
+pub struct RawLines<R: BufRead> {
+    reader: R,
     number: usize,
 }
 
-impl RawLines {
-    fn next_line(&mut self) -> anyhow::Result<Option<(usize, Vec<u8>)>> {
+impl<R: BufRead> RawLines<R> {
+    /// Lines of `reader`.
+    pub fn new(reader: R) -> Self {
+        RawLines { reader, number: 0 }
+    }
+
+    /// Lines read so far.
+    pub fn count(&self) -> usize {
+        self.number
+    }
+
+    /// The next line (numbered from 1) with its line ending, or `None` at the end.
+    pub fn next_line(&mut self) -> anyhow::Result<Option<(usize, Vec<u8>)>> {
         let mut buf = vec![];
         let n = self.reader.read_until(b'\n', &mut buf).context("reading input")?;
         if n == 0 {

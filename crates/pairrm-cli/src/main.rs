@@ -6,6 +6,7 @@
 mod args;
 mod commands;
 mod jsonl;
+mod openai;
 mod progress;
 
 use std::process::ExitCode;
@@ -33,6 +34,8 @@ enum Command {
     Rank(commands::rank::Args),
     /// Measure throughput, FLOP rate, memory and load time on standard workloads.
     Bench(commands::bench::Args),
+    /// Sample n answers per prompt from an OpenAI-compatible server and keep the best.
+    BestOfN(Box<commands::best_of_n::Args>),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +46,7 @@ fn main() -> ExitCode {
         Command::Compare(a) => commands::compare::run(a),
         Command::Rank(a) => commands::rank::run(a),
         Command::Bench(a) => commands::bench::run(a),
+        Command::BestOfN(a) => commands::best_of_n::run(*a),
     };
     match result {
         Ok(outcome) => outcome.exit_code(),

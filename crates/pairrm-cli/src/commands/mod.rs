@@ -1,6 +1,7 @@
 //! The subcommands.
 
 pub mod bench;
+pub mod best_of_n;
 pub mod compare;
 pub mod encode;
 pub mod rank;
