@@ -1,10 +1,12 @@
 //! `pairrm`: exact, fast PairRM from the command line.
 //!
-//! Every command reads JSON lines (stdin or `--input`) and writes one JSON line per input line
-//! (stdout or `--output`), in order. Logs and progress go to stderr.
+//! The scoring commands read JSON lines (stdin or `--input`) and write one JSON line per input
+//! line (stdout or `--output`), in order; `download` and `models` manage the model cache. Logs
+//! and progress go to stderr.
 
 mod args;
 mod commands;
+mod download_bar;
 mod jsonl;
 mod progress;
 
@@ -31,6 +33,10 @@ enum Command {
     Compare(commands::compare::Args),
     /// Rank the candidates of each line (full matrix, against a reference, or bubble best-of-n).
     Rank(commands::rank::Args),
+    /// Download what a hub model needs into the Hugging Face cache (prints one JSON line per repo).
+    Download(commands::download::Args),
+    /// List the models in the Hugging Face cache (revisions, sizes, files).
+    Models(commands::models::Args),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +46,8 @@ fn main() -> ExitCode {
         Command::Encode(a) => commands::encode::run(a),
         Command::Compare(a) => commands::compare::run(a),
         Command::Rank(a) => commands::rank::run(a),
+        Command::Download(a) => commands::download::run(a),
+        Command::Models(a) => commands::models::run(a),
     };
     match result {
         Ok(outcome) => outcome.exit_code(),

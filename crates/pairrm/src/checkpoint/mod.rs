@@ -34,6 +34,7 @@
 //! `tokenize_pair` helper for PairRM-hf uses these defaults). `n_tasks` defaults to 1
 //! (LLM-Blender's `RankerConfig` default).
 
+pub mod cache_scan;
 pub mod download;
 pub mod hub;
 mod pickle;
@@ -42,7 +43,7 @@ mod weights;
 
 use std::path::{Path, PathBuf};
 
-pub use download::{HubDownloader, HubSettings};
+pub use download::{EnvSource, HubDownloader, HubSettings};
 pub use hub::{FileRequest, HubCache, SnapshotSource};
 pub use weights::{Tensor, WeightFormat, Weights};
 
@@ -180,21 +181,6 @@ impl Place {
                 let hint = if sharded { " (sharded checkpoints are not supported)" } else { "" };
                 Err(Error::model(model, format!("{} not found in {}{hint}", missing.join(", "), dir.display())))
             }
-        }
-    }
-}
-
-/// The source the environment names, made only when a hub id needs it: a [`HubDownloader`] with
-/// the environment's settings (the cache alone when `HF_HUB_OFFLINE` is set).
-#[derive(Default)]
-struct EnvSource(std::sync::OnceLock<Result<HubDownloader>>);
-
-impl SnapshotSource for EnvSource {
-    fn snapshot(&self, repo: &str, revision: &str, request: &FileRequest) -> Result<PathBuf> {
-        match self.0.get_or_init(HubDownloader::from_env) {
-            Ok(source) => source.snapshot(repo, revision, request),
-            Err(Error::Hub(message)) => Err(Error::Hub(message.clone())),
-            Err(other) => Err(Error::Hub(other.to_string())),
         }
     }
 }
@@ -580,8 +566,8 @@ impl Checkpoint {
     /// Opens `model`: an existing local directory, else a hub id (`org/name`) found in the HF
     /// cache (`HF_HUB_CACHE`, else `HF_HOME/hub`, else `~/.cache/huggingface/hub`). Files the
     /// cache lacks are downloaded from the hub (`HF_ENDPOINT`, `HF_TOKEN`) by a
-    /// [`HubDownloader`] with the environment's settings; with `HF_HUB_OFFLINE=1` the cache
-    /// alone is used.
+    /// [`HubDownloader`] with the environment's settings ([`EnvSource`]); with
+    /// `HF_HUB_OFFLINE=1` the cache alone is used.
     pub fn open(model: &str, options: &OpenOptions) -> Result<Self> {
         Self::open_with(model, options, &EnvSource::default())
     }

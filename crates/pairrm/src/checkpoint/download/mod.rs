@@ -18,7 +18,7 @@ mod transfer;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 pub use settings::{HubSettings, DEFAULT_ENDPOINT};
 
@@ -160,6 +160,58 @@ impl SnapshotSource for HubDownloader {
             }
             None => self.cache.snapshot_dir(repo, revision),
         }
+    }
+}
+
+/// The source the process environment names, made only when a hub id needs it (so that local
+/// checkpoints never depend on the environment): a [`HubDownloader`] with
+/// [`HubSettings::from_env`] — which reads the cache alone when `HF_HUB_OFFLINE` is set. This is
+/// what [`crate::checkpoint::Checkpoint::open`] uses.
+#[derive(Default)]
+pub struct EnvSource {
+    progress: Option<Arc<dyn DownloadProgress>>,
+    refresh: bool,
+    downloader: OnceLock<Result<HubDownloader>>,
+}
+
+impl EnvSource {
+    /// A source with the environment's settings, no progress reports, cache first.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Reports downloads to `progress` (see [`HubDownloader::with_progress`]).
+    pub fn with_progress(mut self, progress: Arc<dyn DownloadProgress>) -> Self {
+        self.progress = Some(progress);
+        self
+    }
+
+    /// Asks the hub for the newest commit of each revision (see [`HubDownloader::refresh`]).
+    pub fn refresh(mut self, refresh: bool) -> Self {
+        self.refresh = refresh;
+        self
+    }
+
+    /// The downloader, made on first use; an error when the environment gives no usable settings.
+    pub fn downloader(&self) -> Result<&HubDownloader> {
+        let made = self.downloader.get_or_init(|| {
+            let mut dl = HubDownloader::from_env()?.refresh(self.refresh);
+            if let Some(p) = &self.progress {
+                dl = dl.with_progress(p.clone());
+            }
+            Ok(dl)
+        });
+        match made {
+            Ok(dl) => Ok(dl),
+            Err(Error::Hub(message)) => Err(Error::Hub(message.clone())),
+            Err(other) => Err(Error::Hub(other.to_string())),
+        }
+    }
+}
+
+impl SnapshotSource for EnvSource {
+    fn snapshot(&self, repo: &str, revision: &str, request: &FileRequest) -> Result<PathBuf> {
+        self.downloader()?.snapshot(repo, revision, request)
     }
 }
 
