@@ -8,7 +8,8 @@ Starts the fake hub (crate `fake-hub`) on 127.0.0.1 serving the committed tiny c
 2. huggingface_hub downloads the same files into a fresh cache; pairrm runs `compare` on it with
    HF_HUB_OFFLINE=1 and gets the same output as on the local checkpoint; `pairrm models` lists it;
 3. huggingface_hub downloads part of a model, pairrm completes it (only the missing files are
-   fetched), and huggingface_hub reads the whole snapshot offline.
+   fetched), and huggingface_hub reads the whole snapshot offline;
+4. while Python holds the lock huggingface_hub takes to download a blob, pairrm waits for it.
 
 Usage (after `cargo build -p pairrm-cli -p fake-hub`), with a Python that has huggingface_hub:
     python tools/check_hf_interop.py [--target-dir target/debug]
@@ -16,6 +17,7 @@ Exits non-zero on the first mismatch.
 """
 
 import argparse
+import hashlib
 import json
 import os
 import subprocess
@@ -145,6 +147,30 @@ def main() -> None:
             expect(json.loads(lines.splitlines()[0])["files"] == RANKER_FILES, "pairrm completes the snapshot")
             got = python_download(cache3, endpoint, {k: wanted[k] for k in ("test/pairrm", "test/backbone")}, True)
             expect(len(got["files"]) == 5 and got["warnings"] == [], "huggingface_hub reads the mixed cache offline")
+
+            # 4. One lock for both.
+            cache4 = tmp / "cache4"
+            sha = hashlib.sha256((repos["test/pairrm"] / "model.safetensors").read_bytes()).hexdigest()
+            lock_path = cache4 / ".locks" / "models--test--pairrm" / f"{sha}.lock"
+            lock_path.parent.mkdir(parents=True)
+            holder_code = (
+                "import sys\nfrom filelock import FileLock\n"
+                "with FileLock(sys.argv[1]):\n    print('locked', flush=True)\n    sys.stdin.readline()\n"
+            )
+            holder = subprocess.Popen(
+                [sys.executable, "-c", holder_code, str(lock_path)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+            )
+            expect(holder.stdout.readline().strip() == "locked", "Python holds the blob's lock (filelock)")
+            dl = subprocess.Popen(
+                [pairrm, "download", "test/pairrm"], env=env_for(cache4, endpoint),
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            )
+            waited = any("waiting for another process" in line for line in iter(dl.stderr.readline, ""))
+            holder.stdin.write("\n")
+            holder.stdin.close()
+            holder.wait()
+            rest = dl.communicate()
+            expect(waited and dl.returncode == 0, f"pairrm waited for Python's lock, then downloaded ({rest[1]})")
         finally:
             server.terminate()
             server.wait()

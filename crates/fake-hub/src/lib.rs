@@ -9,9 +9,10 @@
 //! - `GET /cdn/{sha256}/{file}`: the content, with `Range: bytes=N-` answered by `206`.
 //!
 //! Tests add commits ([`FakeHub::commit`]), read the request log ([`FakeHub::requests`]), make
-//! a repo private ([`FakeHub::require_token`]) and inject faults into content downloads
-//! ([`FakeHub::fault`]): a connection dropped mid-body, a corrupted byte, a range ignored, or a
-//! pause until the test releases it.
+//! a repo private ([`FakeHub::require_token`]), gated ([`FakeHub::gate`]) or renamed
+//! ([`FakeHub::rename`]), and inject faults into content downloads ([`FakeHub::fault`]): a
+//! connection dropped mid-body, a corrupted byte, a range ignored, or a pause until the test
+//! releases it.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io::{BufRead, BufReader, Write};
@@ -119,6 +120,7 @@ struct Repo {
     /// branch or tag → commit.
     refs: HashMap<String, String>,
     token: Option<String>,
+    gated: bool,
 }
 
 #[derive(Default)]
@@ -128,6 +130,8 @@ struct State {
     blobs: HashMap<String, Vec<u8>>,
     log: Vec<Logged>,
     faults: HashMap<String, VecDeque<Fault>>,
+    /// old repo id → new repo id.
+    renamed: HashMap<String, String>,
     commits_made: u64,
 }
 
@@ -194,6 +198,20 @@ impl FakeHub {
     /// Makes `repo` private: only requests with `Authorization: Bearer {token}` see it.
     pub fn require_token(&self, repo: &str, token: &str) {
         self.state.lock().unwrap().repos.entry(repo.to_string()).or_default().token = Some(token.to_string());
+    }
+
+    /// Makes `repo` gated: without `Authorization: Bearer {token}` it answers `401` (no token) or
+    /// `403` (another token) with `X-Error-Code: GatedRepo`.
+    pub fn gate(&self, repo: &str, token: &str) {
+        let mut state = self.state.lock().unwrap();
+        let r = state.repos.entry(repo.to_string()).or_default();
+        r.token = Some(token.to_string());
+        r.gated = true;
+    }
+
+    /// Makes `old` a former name of `new`: its URLs redirect (`307`, relative) to `new`'s.
+    pub fn rename(&self, old: &str, new: &str) {
+        self.state.lock().unwrap().renamed.insert(old.to_string(), new.to_string());
     }
 
     /// Queues `fault` for the next content download (`GET /cdn/...`) of a file named `file`.
@@ -313,12 +331,20 @@ fn route(s: &mut State, req: &Logged, base: &str) -> Reply {
         return Reply::new(404);
     };
     let repo_id = format!("{org}/{name}");
+    if let Some(new) = s.renamed.get(&repo_id) {
+        return Reply::new(307).header("Location", format!("/{new}/resolve/{revision}/{file}"));
+    }
     let Some(repo) = s.repos.get(&repo_id) else {
         return Reply::error(401, "RepoNotFound", "Repository not found");
     };
     if let Some(token) = &repo.token {
-        if req.header("authorization") != Some(&format!("Bearer {token}")) {
-            return Reply::error(401, "RepoNotFound", "Repository not found");
+        let sent = req.header("authorization");
+        if sent != Some(&format!("Bearer {token}")) {
+            return match (repo.gated, sent) {
+                (false, _) => Reply::error(401, "RepoNotFound", "Repository not found"),
+                (true, None) => Reply::error(401, "GatedRepo", "Access to this model is restricted"),
+                (true, Some(_)) => Reply::error(403, "GatedRepo", "Access to this model is restricted"),
+            };
         }
     }
     let revision = percent_decode(revision);
@@ -379,6 +405,8 @@ fn write_reply(mut stream: TcpStream, method: &str, mut reply: Reply) -> std::io
         200 => "OK",
         206 => "Partial Content",
         302 => "Found",
+        307 => "Temporary Redirect",
+        403 => "Forbidden",
         401 => "Unauthorized",
         404 => "Not Found",
         416 => "Range Not Satisfiable",

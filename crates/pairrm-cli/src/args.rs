@@ -35,9 +35,9 @@ pub struct ModelArgs {
 }
 
 impl ModelArgs {
-    /// Loads the engine (downloading what a hub model lacks, with a progress bar on stderr), with
-    /// the file or setting at fault named on error.
-    pub fn load(&self) -> anyhow::Result<Engine> {
+    /// Loads the engine, downloading what a hub model lacks (with progress bars on stderr if
+    /// `progress`), with the file or setting at fault named on error.
+    pub fn load(&self, progress: bool) -> anyhow::Result<Engine> {
         let start = Instant::now();
         let open = OpenOptions {
             revision: self.revision.clone(),
@@ -45,7 +45,7 @@ impl ModelArgs {
             candidate_max_length: self.candidate_max_length,
         };
         let options = EngineOptions { threads: self.threads, max_batch_tokens: self.max_batch_tokens.max(1) };
-        let source = EnvSource::new().with_progress(Arc::new(DownloadBars));
+        let source = if progress { EnvSource::new().with_progress(Arc::new(DownloadBars)) } else { EnvSource::new() };
         let context = || format!("loading model {}", self.model);
         let checkpoint = Checkpoint::open_with(&self.model, &open, &source).with_context(context)?;
         let engine = Engine::from_checkpoint(checkpoint, options).with_context(context)?;
@@ -63,7 +63,7 @@ pub struct IoArgs {
     /// Write JSON lines to this file instead of stdout.
     #[arg(long, short = 'o')]
     pub output: Option<PathBuf>,
-    /// Never show a progress bar.
+    /// Never show a progress bar (of the work or of model downloads).
     #[arg(long)]
     pub no_progress: bool,
 }

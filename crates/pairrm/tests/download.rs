@@ -274,6 +274,26 @@ fn private_repos_need_the_token_which_is_sent_as_bearer() {
 }
 
 #[test]
+fn gated_and_renamed_repos() {
+    let Models { hub, .. } = hub_with_models();
+    hub.gate(HF, "hf_granted");
+    let cache = tempfile::tempdir().unwrap();
+    let msg = err(open(HF, &downloader(&hub, cache.path())));
+    assert!(msg.contains("test/pairrm-hf is gated: accept its conditions at") && msg.contains("(401"), "{msg}");
+    let other = HubSettings { token: Some("hf_other".into()), ..settings(&hub, cache.path()) };
+    let msg = err(open(HF, &HubDownloader::new(other)));
+    assert!(msg.contains("is gated") && msg.contains("(403: Access to this model is restricted)"), "{msg}");
+    let granted = HubSettings { token: Some("hf_granted".into()), ..settings(&hub, cache.path()) };
+    open(HF, &HubDownloader::new(granted)).unwrap();
+
+    // A renamed repo answers through a relative redirect; the cache keeps the name asked for.
+    hub.rename("test/old-name", RANKER);
+    let checkpoint = open("test/old-name", &downloader(&hub, cache.path())).unwrap();
+    assert_eq!(logit(checkpoint), local_logit("tiny-original"));
+    assert!(HubCache::new(cache.path()).snapshot_dir("test/old-name", "main").is_ok());
+}
+
+#[test]
 fn an_interrupted_download_keeps_its_part_and_the_next_run_resumes_it() {
     let Models { hub, ranker: commit, .. } = hub_with_models();
     let cache = tempfile::tempdir().unwrap();
