@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 pub use settings::{HubSettings, DEFAULT_ENDPOINT};
 
-use self::http::{Head, HubClient};
+use self::http::{Head, HubClient, RemoteFile};
 use self::store::RepoStore;
 use super::hub::{is_commit_hash, FileRequest, HubCache, SnapshotSource};
 use crate::error::{Error, Result};
@@ -295,35 +295,40 @@ impl Fetch<'_> {
             }
             Head::Found(remote) => {
                 self.pin(&remote.commit)?;
-                let commit = &remote.commit;
-                if self.store.pointer(commit, file).is_file() {
-                    return Ok(Outcome::Present);
+                if !self.store.pointer(&remote.commit, file).is_file() {
+                    self.fetch_blob(file, &remote)?;
+                    self.store.link(&remote.etag, &remote.commit, file)?;
                 }
-                let blob = self.store.blob(&remote.etag);
-                let mut _lock = None;
-                if !blob.is_file() {
-                    let progress = self.dl.progress.as_deref();
-                    _lock = Some(self.store.lock(&remote.etag, || {
-                        tracing::info!(repo = self.repo, file, "waiting for another download of this file");
-                        if let Some(p) = progress {
-                            p.waiting(self.repo, file);
-                        }
-                    })?);
-                    // Whoever held the lock may have just finished it.
-                    if !blob.is_file() {
-                        let incomplete = self.store.incomplete(&remote.etag);
-                        store::create_parent(&incomplete)?;
-                        check_space(&incomplete, remote.size);
-                        let job = transfer::Job { repo: self.repo, file, remote: &remote };
-                        transfer::download(&self.dl.client, &job, &incomplete, self.dl.settings.retries, progress)?;
-                        store::rename(&incomplete, &blob)?;
-                        tracing::info!(repo = self.repo, file, size = remote.size, "downloaded");
-                    }
-                }
-                self.store.link(&remote.etag, commit, file)?;
                 Ok(Outcome::Present)
             }
         }
+    }
+
+    /// Makes sure the blob of `file` is in the cache: downloads it while holding its lock, unless
+    /// it is there already (or appears while waiting for the lock: another process fetched it).
+    fn fetch_blob(&self, file: &str, remote: &RemoteFile) -> Result<()> {
+        let blob = self.store.blob(&remote.etag);
+        if blob.is_file() {
+            return Ok(());
+        }
+        let progress = self.dl.progress.as_deref();
+        let _lock = self.store.lock(&remote.etag, || {
+            tracing::info!(repo = self.repo, file, "waiting for another download of this file");
+            if let Some(p) = progress {
+                p.waiting(self.repo, file);
+            }
+        })?;
+        if blob.is_file() {
+            return Ok(());
+        }
+        let incomplete = self.store.incomplete(&remote.etag);
+        store::create_parent(&incomplete)?;
+        check_space(&incomplete, remote.size);
+        let job = transfer::Job { repo: self.repo, file, remote };
+        transfer::download(&self.dl.client, &job, &incomplete, self.dl.settings.retries, progress)?;
+        store::rename(&incomplete, &blob)?;
+        tracing::info!(repo = self.repo, file, size = remote.size, "downloaded");
+        Ok(())
     }
 
     /// Fixes the commit of this fetch (and of the downloader for this repo and revision), and
