@@ -1,17 +1,20 @@
 //! Arguments shared by the commands: which model, and where lines come from and go.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
-use pairrm::checkpoint::OpenOptions;
+use pairrm::checkpoint::{Checkpoint, EnvSource, OpenOptions};
 use pairrm::{Engine, EngineOptions};
+
+use crate::download_bar::DownloadBars;
 
 /// Which model to load and how to run it.
 #[derive(clap::Args, Debug, Clone)]
 pub struct ModelArgs {
     /// A local checkpoint directory (either layout) or a hub id such as `llm-blender/PairRM`
-    /// (read from the Hugging Face cache).
+    /// (read from the Hugging Face cache; what it lacks is downloaded unless HF_HUB_OFFLINE=1).
     #[arg(long, short = 'm', env = "PAIRRM_MODEL")]
     pub model: String,
     /// Hub revision (branch, tag or commit) when `--model` is a hub id.
@@ -32,8 +35,9 @@ pub struct ModelArgs {
 }
 
 impl ModelArgs {
-    /// Loads the engine, with the file or setting at fault named on error.
-    pub fn load(&self) -> anyhow::Result<Engine> {
+    /// Loads the engine, downloading what a hub model lacks (with progress bars on stderr if
+    /// `progress`), with the file or setting at fault named on error.
+    pub fn load(&self, progress: bool) -> anyhow::Result<Engine> {
         let start = Instant::now();
         let open = OpenOptions {
             revision: self.revision.clone(),
@@ -41,8 +45,10 @@ impl ModelArgs {
             candidate_max_length: self.candidate_max_length,
         };
         let options = EngineOptions { threads: self.threads, max_batch_tokens: self.max_batch_tokens.max(1) };
-        let engine =
-            Engine::load(&self.model, &open, options).with_context(|| format!("loading model {}", self.model))?;
+        let source = if progress { EnvSource::new().with_progress(Arc::new(DownloadBars)) } else { EnvSource::new() };
+        let context = || format!("loading model {}", self.model);
+        let checkpoint = Checkpoint::open_with(&self.model, &open, &source).with_context(context)?;
+        let engine = Engine::from_checkpoint(checkpoint, options).with_context(context)?;
         tracing::info!(model = %self.model, threads = engine.threads(), elapsed = ?start.elapsed(), "model loaded");
         Ok(engine)
     }
@@ -57,7 +63,7 @@ pub struct IoArgs {
     /// Write JSON lines to this file instead of stdout.
     #[arg(long, short = 'o')]
     pub output: Option<PathBuf>,
-    /// Never show a progress bar.
+    /// Never show a progress bar (of the work or of model downloads).
     #[arg(long)]
     pub no_progress: bool,
 }

@@ -1,10 +1,12 @@
 //! `pairrm`: exact, fast PairRM from the command line.
 //!
-//! Every command reads JSON lines (stdin or `--input`) and writes one JSON line per input line
-//! (stdout or `--output`), in order. Logs and progress go to stderr.
+//! The scoring commands read JSON lines (stdin or `--input`) and write one JSON line per input
+//! line (stdout or `--output`), in order; `download` and `models` manage the model cache. Logs
+//! and progress go to stderr.
 
 mod args;
 mod commands;
+mod download_bar;
 mod jsonl;
 mod openai;
 mod progress;
@@ -36,6 +38,10 @@ enum Command {
     Bench(commands::bench::Args),
     /// Sample n answers per prompt from an OpenAI-compatible server and keep the best.
     BestOfN(Box<commands::best_of_n::Args>),
+    /// Download what a hub model needs into the Hugging Face cache (prints one JSON line per repo).
+    Download(commands::download::Args),
+    /// List the models in the Hugging Face cache (revisions, sizes, files).
+    Models(commands::models::Args),
 }
 
 fn main() -> ExitCode {
@@ -47,6 +53,8 @@ fn main() -> ExitCode {
         Command::Rank(a) => commands::rank::run(a),
         Command::Bench(a) => commands::bench::run(a),
         Command::BestOfN(a) => commands::best_of_n::run(*a),
+        Command::Download(a) => commands::download::run(a),
+        Command::Models(a) => commands::models::run(a),
     };
     match result {
         Ok(outcome) => outcome.exit_code(),

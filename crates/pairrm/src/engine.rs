@@ -72,7 +72,8 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Opens `model` (a local directory or a hub id in the HF cache) and loads it.
+    /// Opens `model` (a local directory, or a hub id from the HF cache, downloaded if missing: see
+    /// [`Checkpoint::open`]) and loads it.
     pub fn load(model: &str, open: &OpenOptions, options: EngineOptions) -> Result<Self> {
         let checkpoint = Checkpoint::open(model, open)?;
         Self::from_checkpoint(checkpoint, options)

@@ -100,7 +100,7 @@ struct Report {
 /// Runs `pairrm bench`.
 pub fn run(args: Args) -> anyhow::Result<crate::jsonl::Outcome> {
     let start = Instant::now();
-    let engine = args.model.load()?;
+    let engine = args.model.load(true)?;
     let load_seconds = start.elapsed().as_secs_f64();
     let words = single_token_words(&engine)?;
     let items: Vec<Item> =

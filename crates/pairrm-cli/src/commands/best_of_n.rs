@@ -199,7 +199,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         seed: args.seed,
         chat: args.chat,
     };
-    let engine = args.model.load()?;
+    let engine = args.model.load(!args.io.no_progress)?;
     let total = args.io.input.as_deref().map(count_lines).transpose()?;
     let input = open_input(&args.io)?;
     let mut output = jsonl::open_output(&args.io)?;

@@ -80,6 +80,6 @@ impl LineJob for Job {
 
 /// Runs `pairrm compare`.
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
-    let job = Job { engine: args.model.load()?, mode: args.mode };
+    let job = Job { engine: args.model.load(!args.io.no_progress)?, mode: args.mode };
     jsonl::run(&args.io, &job)
 }

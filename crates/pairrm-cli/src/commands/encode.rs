@@ -55,6 +55,6 @@ impl LineJob for Job {
 
 /// Runs `pairrm encode`.
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
-    let job = Job { engine: args.model.load()? };
+    let job = Job { engine: args.model.load(!args.io.no_progress)? };
     jsonl::run(&args.io, &job)
 }

@@ -3,5 +3,7 @@
 pub mod bench;
 pub mod best_of_n;
 pub mod compare;
+pub mod download;
 pub mod encode;
+pub mod models;
 pub mod rank;

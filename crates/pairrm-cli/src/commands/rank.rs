@@ -190,7 +190,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         anyhow::bail!("--worst needs --strategy bubble (full ranks already order every candidate)");
     }
     let job = Job {
-        engine: args.model.load()?,
+        engine: args.model.load(!args.io.no_progress)?,
         strategy: args.strategy,
         seed: args.seed,
         worst: args.worst,

@@ -1,4 +1,4 @@
-//! Hub ids (`org/name`) resolved through the standard Hugging Face cache, offline.
+//! Hub ids (`org/name`) resolved through the standard Hugging Face cache, without the network.
 //!
 //! The cache layout is the one `huggingface_hub` writes:
 //!
@@ -6,7 +6,9 @@
 //! <cache>/models--<org>--<name>/
 //!     refs/<revision>          # a file holding the commit hash the revision points to
 //!     snapshots/<commit>/...   # the repo's files at that commit (usually symlinks into blobs/)
-//!     blobs/<sha>
+//!     blobs/<etag>             # file contents, named by the hub's etag (sha256 for LFS files)
+//!     .no_exist/<commit>/...   # empty files: these files do not exist at that commit
+//! <cache>/.locks/models--<org>--<name>/<etag>.lock   # held while a blob is downloaded
 //! ```
 //!
 //! `<cache>` is `HF_HUB_CACHE` (or the older `HUGGINGFACE_HUB_CACHE`), else `HF_HOME/hub`, else
@@ -15,8 +17,9 @@
 //!
 //! This module never touches the network. Files are asked for through [`SnapshotSource`]:
 //! [`HubCache`] answers from the cache alone, with [`Error::NotInCache`] naming what is missing;
-//! a downloader can implement the same trait (fetch what the cache lacks, then answer from the
-//! cache) and be handed to [`super::Checkpoint::open_with`].
+//! [`super::download::HubDownloader`] implements the same trait (fetch what the cache lacks, then
+//! answer from the cache) and is what [`super::Checkpoint::open`] uses unless `HF_HUB_OFFLINE`
+//! is set.
 
 use std::path::{Path, PathBuf};
 
@@ -86,29 +89,50 @@ pub trait SnapshotSource {
     fn snapshot(&self, repo: &str, revision: &str, request: &FileRequest) -> Result<PathBuf>;
 }
 
+/// The Hugging Face home directory according to the environment variables read by `get`
+/// (`HF_HOME`, `XDG_CACHE_HOME`, `HOME`, `USERPROFILE`): `HF_HOME`, else
+/// `$XDG_CACHE_HOME/huggingface`, else `~/.cache/huggingface`; `None` when none of them gives
+/// one. A leading `~/` is expanded. The token file lives there.
+pub fn hf_home_from(get: impl Fn(&str) -> Option<String>) -> Option<PathBuf> {
+    let vars = Vars(&get);
+    match vars.get("HF_HOME") {
+        Some(v) => vars.expand(v),
+        None => match vars.get("XDG_CACHE_HOME") {
+            Some(v) => Some(vars.expand(v)?.join("huggingface")),
+            None => Some(Path::new(&vars.home()?).join(".cache").join("huggingface")),
+        },
+    }
+}
+
 /// The Hugging Face cache directory according to the environment variables read by `get`
-/// (`HF_HUB_CACHE`, `HUGGINGFACE_HUB_CACHE`, `HF_HOME`, `XDG_CACHE_HOME`, `HOME`); `None` when
-/// none of them gives one. A leading `~/` is expanded.
+/// (`HF_HUB_CACHE`, `HUGGINGFACE_HUB_CACHE`, then [`hf_home_from`]`/hub`); `None` when none of
+/// them gives one. A leading `~/` is expanded.
 pub fn cache_dir_from(get: impl Fn(&str) -> Option<String>) -> Option<PathBuf> {
-    let var = |k: &str| get(k).filter(|v| !v.is_empty());
-    let home = var("HOME").or_else(|| var("USERPROFILE"));
-    let expand = |v: String| -> Option<PathBuf> {
+    let vars = Vars(&get);
+    if let Some(v) = vars.get("HF_HUB_CACHE").or_else(|| vars.get("HUGGINGFACE_HUB_CACHE")) {
+        return vars.expand(v);
+    }
+    Some(hf_home_from(&get)?.join("hub"))
+}
+
+/// Environment lookups: empty values count as unset; `~` is the home directory.
+struct Vars<'a, F>(&'a F);
+
+impl<F: Fn(&str) -> Option<String>> Vars<'_, F> {
+    fn get(&self, key: &str) -> Option<String> {
+        (self.0)(key).filter(|v| !v.is_empty())
+    }
+
+    fn home(&self) -> Option<String> {
+        self.get("HOME").or_else(|| self.get("USERPROFILE"))
+    }
+
+    fn expand(&self, v: String) -> Option<PathBuf> {
         match v.strip_prefix("~/").or_else(|| (v == "~").then_some("")) {
-            Some(rest) => home.as_ref().map(|h| Path::new(h).join(rest)),
+            Some(rest) => self.home().map(|h| Path::new(&h).join(rest)),
             None => Some(PathBuf::from(v)),
         }
-    };
-    if let Some(v) = var("HF_HUB_CACHE").or_else(|| var("HUGGINGFACE_HUB_CACHE")) {
-        return expand(v);
     }
-    let hf_home = match var("HF_HOME") {
-        Some(v) => expand(v)?,
-        None => match var("XDG_CACHE_HOME") {
-            Some(v) => expand(v)?.join("huggingface"),
-            None => Path::new(home.as_ref()?).join(".cache").join("huggingface"),
-        },
-    };
-    Some(hf_home.join("hub"))
 }
 
 /// [`cache_dir_from`] the process environment.
@@ -116,12 +140,22 @@ pub fn cache_dir_from_env() -> Option<PathBuf> {
     cache_dir_from(|k| std::env::var(k).ok())
 }
 
-/// Whether `HF_HUB_OFFLINE` asks for no network access (`1`, `true`, `yes`, `on`, any case), as
-/// `huggingface_hub` reads it. This module never uses the network either way; downloaders must
-/// check this.
+/// Whether an environment value means "yes" the way `huggingface_hub` reads booleans: `1`,
+/// `true`, `yes` or `on`, in any case.
+pub fn is_truthy(value: &str) -> bool {
+    matches!(value.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on")
+}
+
+/// Whether `HF_HUB_OFFLINE` (or the older `TRANSFORMERS_OFFLINE`) asks for no network access,
+/// reading variables through `get` (see [`is_truthy`]).
+pub fn offline_from(get: impl Fn(&str) -> Option<String>) -> bool {
+    ["HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"].iter().any(|k| get(k).is_some_and(|v| is_truthy(&v)))
+}
+
+/// [`offline_from`] the process environment. This module never uses the network either way;
+/// [`super::download::HubDownloader`] reads the cache alone when this is set.
 pub fn offline_from_env() -> bool {
-    std::env::var("HF_HUB_OFFLINE")
-        .is_ok_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"))
+    offline_from(|k| std::env::var(k).ok())
 }
 
 /// Whether `s` is a hub repo id: `name` or `org/name`, each part made of ASCII letters, digits,
@@ -149,7 +183,7 @@ pub fn is_commit_hash(revision: &str) -> bool {
 }
 
 /// A revision is used as a relative path under `refs/`: refuse anything that could leave it.
-fn is_safe_revision(revision: &str) -> bool {
+pub(crate) fn is_safe_revision(revision: &str) -> bool {
     !revision.is_empty()
         && !revision.starts_with('/')
         && !revision.contains('\\')
@@ -195,7 +229,8 @@ impl HubCache {
         }
     }
 
-    fn check_ids(&self, repo: &str, revision: &str) -> Result<()> {
+    /// Checks that `repo` is a repo id and `revision` a safe revision name (both become paths).
+    pub(crate) fn check_ids(&self, repo: &str, revision: &str) -> Result<()> {
         if !is_repo_id(repo) {
             return Err(Error::model(repo, "not a valid hub repo id (expected `org/name`)"));
         }
@@ -245,6 +280,12 @@ impl HubCache {
             return Err(self.not_cached(repo, revision, Vec::new(), format!(" (no snapshot {})", dir.display())));
         }
         Ok(dir)
+    }
+
+    /// Whether the cache records that `file` does not exist in `repo` at `commit` (an empty file
+    /// under `.no_exist/<commit>/`, as `huggingface_hub` writes after a 404).
+    pub fn is_known_missing(&self, repo: &str, commit: &str, file: &str) -> bool {
+        self.repo_dir(repo).join(".no_exist").join(commit).join(file).is_file()
     }
 
     /// The path of `file` of `repo` at `revision` in the cache.
@@ -297,6 +338,20 @@ mod tests {
         assert_eq!(cache_dir_from(env(&[("HUGGINGFACE_HUB_CACHE", "/old")])), Some("/old".into()));
         assert_eq!(cache_dir_from(env(&[("HF_HUB_CACHE", ""), ("HF_HOME", "/hf")])), Some("/hf/hub".into()));
         assert_eq!(cache_dir_from(env(&[])), None);
+        assert_eq!(hf_home_from(env(&[("HOME", "/h"), ("HF_HUB_CACHE", "/c")])), Some("/h/.cache/huggingface".into()));
+        assert_eq!(hf_home_from(env(&[("USERPROFILE", "/u"), ("HF_HOME", "~")])), Some("/u".into()));
+    }
+
+    #[test]
+    fn offline_values() {
+        for v in ["1", "true", "TRUE", "Yes", "on", " 1 "] {
+            assert!(offline_from(env(&[("HF_HUB_OFFLINE", v)])), "{v}");
+        }
+        for v in ["0", "false", "", "no", "off", "2"] {
+            assert!(!offline_from(env(&[("HF_HUB_OFFLINE", v)])), "{v}");
+        }
+        assert!(offline_from(env(&[("TRANSFORMERS_OFFLINE", "1")])));
+        assert!(!offline_from(env(&[])));
     }
 
     #[test]

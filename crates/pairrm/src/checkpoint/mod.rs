@@ -1,5 +1,5 @@
 //! Finding and reading a PairRM checkpoint: a local directory in either layout, or a hub id
-//! resolved through the Hugging Face cache.
+//! resolved through the Hugging Face cache — and downloaded into it when missing ([`download`]).
 //!
 //! Opening happens in three steps, so that each can be used (and tested) on its own:
 //! 1. [`CheckpointFiles::locate`] finds the files and reads the configurations: the layout, the
@@ -15,7 +15,8 @@
 //! - **Original** (`llm-blender/PairRM`): LLM-Blender's ranker config, `ranker_type:
 //!   "pairranker"`. Its `model_name` names where the backbone's `config.json` and tokenizer live:
 //!   a directory (a relative path is taken relative to the checkpoint directory) or a hub id
-//!   (`microsoft/deberta-v3-large`, revision `main`) found in the HF cache. Weights:
+//!   (`microsoft/deberta-v3-large`, revision `main`; only its `config.json` and tokenizer files
+//!   are used, never its weights). Weights:
 //!   `pytorch_model.bin` if present, else `model.safetensors` — the order of LLM-Blender's
 //!   `load_ranker`. The marker ids are not stored anywhere: LLM-Blender adds `<|source|>`,
 //!   `<|candidate1|>`, `<|candidate2|>`, `<|candidate|>` to the backbone tokenizer in this
@@ -33,6 +34,8 @@
 //! `tokenize_pair` helper for PairRM-hf uses these defaults). `n_tasks` defaults to 1
 //! (LLM-Blender's `RankerConfig` default).
 
+pub mod cache_scan;
+pub mod download;
 pub mod hub;
 mod pickle;
 mod torch;
@@ -40,6 +43,7 @@ mod weights;
 
 use std::path::{Path, PathBuf};
 
+pub use download::{EnvSource, HubDownloader, HubSettings};
 pub use hub::{FileRequest, HubCache, SnapshotSource};
 pub use weights::{Tensor, WeightFormat, Weights};
 
@@ -181,15 +185,6 @@ impl Place {
     }
 }
 
-/// The cache named by the environment, looked up only when a hub id needs it.
-struct EnvCache;
-
-impl SnapshotSource for EnvCache {
-    fn snapshot(&self, repo: &str, revision: &str, request: &FileRequest) -> Result<PathBuf> {
-        HubCache::from_env()?.snapshot(repo, revision, request)
-    }
-}
-
 fn read_json(path: &Path) -> Result<serde_json::Value> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     let value: serde_json::Value =
@@ -254,9 +249,10 @@ fn detect_layout(config: &serde_json::Value, path: &Path) -> Result<Layout> {
 
 impl CheckpointFiles {
     /// Finds `model` (an existing local directory, else a hub id looked up in the HF cache the
-    /// environment names) and reads its configurations.
+    /// environment names and downloaded into it if missing, as [`Checkpoint::open`]) and reads
+    /// its configurations.
     pub fn locate(model: &str, options: &OpenOptions) -> Result<Self> {
-        Self::locate_with(model, options, &EnvCache)
+        Self::locate_with(model, options, &EnvSource::default())
     }
 
     /// [`CheckpointFiles::locate`] with hub ids resolved by `source` (e.g. a [`HubCache`] at a
@@ -567,11 +563,13 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
-    /// Opens `model`: an existing local directory, else a hub id (`org/name`) looked up in the HF
-    /// cache (`HF_HUB_CACHE`, else `HF_HOME/hub`, else `~/.cache/huggingface/hub`). Never
-    /// downloads.
+    /// Opens `model`: an existing local directory, else a hub id (`org/name`) found in the HF
+    /// cache (`HF_HUB_CACHE`, else `HF_HOME/hub`, else `~/.cache/huggingface/hub`). Files the
+    /// cache lacks are downloaded from the hub (`HF_ENDPOINT`, `HF_TOKEN`) by a
+    /// [`HubDownloader`] with the environment's settings ([`EnvSource`]); with
+    /// `HF_HUB_OFFLINE=1` the cache alone is used.
     pub fn open(model: &str, options: &OpenOptions) -> Result<Self> {
-        Self::open_with(model, options, &EnvCache)
+        Self::open_with(model, options, &EnvSource::default())
     }
 
     /// [`Checkpoint::open`] with hub ids resolved by `source`.
