@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use anyhow::Context;
 use pairrm::checkpoint::{Checkpoint, EnvSource, OpenOptions};
+use pairrm::model::WeightDtype;
 use pairrm::{Engine, EngineOptions};
 
 use crate::download_bar::DownloadBars;
@@ -32,6 +33,9 @@ pub struct ModelArgs {
     /// Most tokens in one forward batch.
     #[arg(long, default_value_t = EngineOptions::default().max_batch_tokens)]
     pub max_batch_tokens: usize,
+    /// Weight storage: `f32` (exact) or `bf16` (half the memory; logits move by about 1e-3).
+    #[arg(long, default_value = "f32")]
+    pub dtype: WeightDtype,
 }
 
 impl ModelArgs {
@@ -44,7 +48,8 @@ impl ModelArgs {
             source_max_length: self.source_max_length,
             candidate_max_length: self.candidate_max_length,
         };
-        let options = EngineOptions { threads: self.threads, max_batch_tokens: self.max_batch_tokens.max(1) };
+        let options =
+            EngineOptions { threads: self.threads, max_batch_tokens: self.max_batch_tokens.max(1), dtype: self.dtype };
         let source = if progress { EnvSource::new().with_progress(Arc::new(DownloadBars)) } else { EnvSource::new() };
         let context = || format!("loading model {}", self.model);
         let checkpoint = Checkpoint::open_with(&self.model, &open, &source).with_context(context)?;

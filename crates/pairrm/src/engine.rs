@@ -12,7 +12,7 @@ use crate::config::PairRmConfig;
 use crate::error::{Error, Result};
 use crate::input::{EncodedPart, InputBuilder, PairInput};
 use crate::judge::{Pair, PairScorer};
-use crate::model::PairRm;
+use crate::model::{PairRm, WeightDtype};
 use crate::tokenizer::PairTokenizer;
 
 /// Reports progress in forward passes: called with the number of passes just finished.
@@ -25,11 +25,13 @@ pub struct EngineOptions {
     pub threads: usize,
     /// Most tokens in one batch (a longer single pair still runs, alone).
     pub max_batch_tokens: usize,
+    /// How weight matrices are stored (f32, or bf16 for half the memory).
+    pub dtype: WeightDtype,
 }
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        EngineOptions { threads: 0, max_batch_tokens: 8192 }
+        EngineOptions { threads: 0, max_batch_tokens: 4096, dtype: WeightDtype::F32 }
     }
 }
 
@@ -86,7 +88,7 @@ impl Engine {
             .thread_name(|i| format!("pairrm-{i}"))
             .build()
             .map_err(|e| Error::invalid_input("threads", e.to_string()))?;
-        let model = pool.install(|| PairRm::load(&checkpoint))?;
+        let model = pool.install(|| PairRm::load(&checkpoint, options.dtype))?;
         let Checkpoint { tokenizer, pairrm, model_id, layout, .. } = checkpoint;
         Ok(Engine { model, tokenizer, config: pairrm, pool, options, model_id, layout, counters: Mutex::default() })
     }

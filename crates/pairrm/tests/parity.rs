@@ -168,7 +168,8 @@ fn results_do_not_depend_on_batching_order_or_threads() {
     };
     let model = fixture("tiny-original");
     let one = |threads, max_batch_tokens| {
-        Engine::load(&model, &OpenOptions::default(), EngineOptions { threads, max_batch_tokens }).unwrap()
+        Engine::load(&model, &OpenOptions::default(), EngineOptions { threads, max_batch_tokens, ..Default::default() })
+            .unwrap()
     };
     let base = one(1, 1);
     let alone: Vec<u32> = pairs.iter().flat_map(|p| bits(&base, std::slice::from_ref(p))).collect();
@@ -180,5 +181,50 @@ fn results_do_not_depend_on_batching_order_or_threads() {
         let mut got = bits(&engine, &reversed);
         got.reverse();
         assert_eq!(got, alone, "reversed order, threads {threads}, batch budget {budget}");
+    }
+}
+
+/// 16-bit weight storage against f32 on every fixture logit (modes ab and both); the error
+/// distributions are printed. f16 stays within 1e-2; bf16 (3 fewer mantissa bits) within 1e-1.
+#[test]
+fn half_precision_weights_stay_close_to_f32() {
+    use pairrm::model::WeightDtype;
+    let (_guard, cache) = common::realtok_cache();
+    let open = |name: &str, dtype: WeightDtype| {
+        let options = EngineOptions { dtype, ..Default::default() };
+        if name == "realtok-original" {
+            let source = HubCache::new(cache.clone());
+            let c = Checkpoint::open_with("test/realtok-pairrm", &OpenOptions::default(), &source).unwrap();
+            Engine::from_checkpoint(c, options).unwrap()
+        } else {
+            Engine::load(&fixture(name), &OpenOptions::default(), options).unwrap()
+        }
+    };
+    for (dtype, bound) in [(WeightDtype::F16, 1e-2), (WeightDtype::Bf16, 1e-1)] {
+        let mut diffs = vec![];
+        for name in ["tiny-original", "tiny-original-bin", "tiny-hf", "realtok-original"] {
+            let (full, half) = (open(name, WeightDtype::F32), open(name, dtype));
+            let ratio = half.model().weight_bytes() as f64 / full.model().weight_bytes() as f64;
+            assert!(ratio < 0.6, "{name}: {dtype} weights take {ratio:.2} of f32");
+            let cases = goldens(name);
+            let requests: Vec<CompareRequest> =
+                cases["cases"].as_array().unwrap().iter().map(compare_request).collect();
+            for mode in [CompareMode::Ab, CompareMode::Both] {
+                for (x, y) in compare(&full, &requests, mode).into_iter().zip(compare(&half, &requests, mode)) {
+                    diffs.push((x.unwrap().logit - y.unwrap().logit).abs());
+                }
+            }
+        }
+        diffs.sort_by(f32::total_cmp);
+        let q = |p: f64| diffs[((diffs.len() - 1) as f64 * p) as usize];
+        eprintln!(
+            "{dtype} vs f32 |logit diff| over {} logits: median {:.2e}, p90 {:.2e}, p99 {:.2e}, max {:.2e}",
+            diffs.len(),
+            q(0.5),
+            q(0.9),
+            q(0.99),
+            q(1.0)
+        );
+        assert!(q(1.0) <= bound, "{dtype}: max |diff| {} > {bound}", q(1.0));
     }
 }

@@ -92,7 +92,10 @@ struct Report {
     cpu: String,
     load_seconds: f64,
     gemm_peak_gflops: Option<f64>,
+    /// Weights as stored in memory (depends on `--dtype`).
     weight_bytes: u64,
+    /// The checkpoint's parameters as f32 (4 bytes each): the yardstick of the memory targets.
+    f32_weight_bytes: u64,
     peak_rss_bytes: Option<u64>,
     workloads: Vec<WorkloadReport>,
 }
@@ -128,6 +131,7 @@ pub fn run(args: Args) -> anyhow::Result<crate::jsonl::Outcome> {
         load_seconds,
         gemm_peak_gflops,
         weight_bytes: engine.model().weight_bytes(),
+        f32_weight_bytes: 4 * engine.model().parameters(),
         peak_rss_bytes: peak_rss(),
         workloads: reports,
     };

@@ -104,6 +104,29 @@ enum TensorData {
 }
 
 impl Tensor {
+    /// Tells the OS that this tensor's pages of the memory-mapped file are not needed for now, so
+    /// they leave the process's resident memory (the values stay readable: they are read from the
+    /// file again on access). Used after converting a tensor to another storage type. Does nothing
+    /// for tensors that are not memory-mapped.
+    pub fn release_pages(&self) {
+        if let TensorData::Borrowed { buffer, start, len } = &self.data {
+            if let Buffer::Mapped(map) = &**buffer {
+                // Whole pages inside the tensor only: its neighbours may still be in use.
+                let page = 4096;
+                let first = start.div_ceil(page) * page;
+                let end = (start + len * 4) / page * page;
+                if end > first {
+                    #[cfg(unix)]
+                    // SAFETY: the mapping is read-only and never written, so dropping its pages
+                    // only makes later reads fetch the same bytes from the file again.
+                    unsafe {
+                        let _ = map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, first, end - first);
+                    }
+                }
+            }
+        }
+    }
+
     /// Whether the values are read in place from the file's memory map (zero copy) rather than
     /// converted into memory of their own.
     pub fn is_mapped(&self) -> bool {

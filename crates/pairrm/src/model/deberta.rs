@@ -12,7 +12,7 @@ use std::sync::Mutex;
 use rayon::prelude::*;
 
 use super::attention::HeadAttention;
-use super::gemm::{linear, Threads};
+use super::matrix::{Matrix, WeightDtype};
 use super::ops::{add_bias, bias_gelu, bias_residual_layer_norm, layer_norm};
 use super::position::RelIndex;
 use crate::checkpoint::{Tensor, Weights};
@@ -21,33 +21,30 @@ use crate::error::Result;
 
 /// A torch `Linear`: weight `[n_out, n_in]`, bias `[n_out]`.
 pub(crate) struct Linear {
-    weight: Tensor,
+    weight: Matrix,
     bias: Tensor,
     n_out: usize,
     n_in: usize,
 }
 
 impl Linear {
-    pub(crate) fn load(w: &Weights, prefix: &str, n_out: usize, n_in: usize) -> Result<Self> {
+    pub(crate) fn load(w: &Weights, prefix: &str, n_out: usize, n_in: usize, dtype: WeightDtype) -> Result<Self> {
         Ok(Linear {
-            weight: w.get(&format!("{prefix}.weight"), &[n_out, n_in])?,
+            weight: Matrix::load(w, &format!("{prefix}.weight"), n_out, n_in, dtype)?,
             bias: w.get(&format!("{prefix}.bias"), &[n_out])?,
             n_out,
             n_in,
         })
     }
 
+    /// Bytes of the weight and bias.
+    fn bytes(&self) -> u64 {
+        self.weight.bytes() + 4 * self.bias.len() as u64
+    }
+
     /// `out = x · Wᵀ` for `rows` rows, without the bias.
     fn product(&self, x: &[f32], rows: usize, out: &mut [f32]) {
-        linear(
-            rows,
-            self.n_out,
-            self.n_in,
-            &x[..rows * self.n_in],
-            &self.weight,
-            &mut out[..rows * self.n_out],
-            Threads::Pool,
-        );
+        self.weight.product(rows, self.n_out, self.n_in, &x[..rows * self.n_in], &mut out[..rows * self.n_out]);
     }
 
     /// `out = x · Wᵀ + b` for `rows` rows.
@@ -82,9 +79,9 @@ struct Layer {
     output: Linear,
     out_norm: LayerNorm,
     /// The rel-embedding table through `query` (bias included): `[2·span, H]`.
-    rel_query: Vec<f32>,
+    rel_query: Matrix,
     /// The rel-embedding table through `key` (bias included): `[2·span, H]`.
-    rel_key: Vec<f32>,
+    rel_key: Matrix,
 }
 
 /// Where the sequences of a batch lie in the concatenated rows.
@@ -110,6 +107,9 @@ struct Workspace {
     attn: Vec<f32>,
     /// FFN activations `[queries × F]`.
     inter: Vec<f32>,
+    /// The layer's projected rel tables, widened when stored in 16 bits.
+    rel_q: Vec<f32>,
+    rel_k: Vec<f32>,
 }
 
 fn ensure(buf: &mut Vec<f32>, len: usize) {
@@ -129,7 +129,7 @@ enum Queries<'a> {
 /// The DeBERTa-v2 encoder.
 pub(crate) struct Encoder {
     cfg: DebertaConfig,
-    word_embeddings: Tensor,
+    word_embeddings: Matrix,
     embed_norm: LayerNorm,
     layers: Vec<Layer>,
     vocab_rows: usize,
@@ -138,7 +138,7 @@ pub(crate) struct Encoder {
 
 impl Encoder {
     /// Loads the encoder from tensors named `{prefix}embeddings.…` and `{prefix}encoder.…`.
-    pub(crate) fn load(w: &Weights, prefix: &str, cfg: &DebertaConfig) -> Result<Self> {
+    pub(crate) fn load(w: &Weights, prefix: &str, cfg: &DebertaConfig, dtype: WeightDtype) -> Result<Self> {
         let h = cfg.hidden_size;
         let ah = cfg.all_head_size();
         let span = cfg.att_span();
@@ -147,7 +147,9 @@ impl Encoder {
             Some(s) if s.len() == 2 && s[1] == h => s[0],
             _ => 0,
         };
-        let word_embeddings = w.get(&emb_name, &[vocab_rows, h])?;
+        // The embedding table stays f32 whatever `dtype`: as a lookup table, memory-mapped, only
+        // the rows of tokens in use are ever read into memory.
+        let word_embeddings = Matrix::load(w, &emb_name, vocab_rows, h, WeightDtype::F32)?;
         let embed_norm = LayerNorm::load(w, &format!("{prefix}embeddings.LayerNorm"), h)?;
         let mut rel = w.get(&format!("{prefix}encoder.rel_embeddings.weight"), &[2 * span, h])?.to_vec();
         if cfg.norm_rel_ebd {
@@ -157,18 +159,20 @@ impl Encoder {
         let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
         for i in 0..cfg.num_hidden_layers {
             let p = format!("{prefix}encoder.layer.{i}.");
-            let query = Linear::load(w, &format!("{p}attention.self.query_proj"), ah, h)?;
-            let key = Linear::load(w, &format!("{p}attention.self.key_proj"), ah, h)?;
+            let query = Linear::load(w, &format!("{p}attention.self.query_proj"), ah, h, dtype)?;
+            let key = Linear::load(w, &format!("{p}attention.self.key_proj"), ah, h, dtype)?;
             let mut rel_query = vec![0.0; 2 * span * ah];
             query.forward(&rel, 2 * span, &mut rel_query);
+            let rel_query = Matrix::from_f32(rel_query, dtype);
             let mut rel_key = vec![0.0; 2 * span * ah];
             key.forward(&rel, 2 * span, &mut rel_key);
+            let rel_key = Matrix::from_f32(rel_key, dtype);
             layers.push(Layer {
-                value: Linear::load(w, &format!("{p}attention.self.value_proj"), ah, h)?,
-                attn_out: Linear::load(w, &format!("{p}attention.output.dense"), h, ah)?,
+                value: Linear::load(w, &format!("{p}attention.self.value_proj"), ah, h, dtype)?,
+                attn_out: Linear::load(w, &format!("{p}attention.output.dense"), h, ah, dtype)?,
                 attn_norm: LayerNorm::load(w, &format!("{p}attention.output.LayerNorm"), h)?,
-                intermediate: Linear::load(w, &format!("{p}intermediate.dense"), cfg.intermediate_size, h)?,
-                output: Linear::load(w, &format!("{p}output.dense"), h, cfg.intermediate_size)?,
+                intermediate: Linear::load(w, &format!("{p}intermediate.dense"), cfg.intermediate_size, h, dtype)?,
+                output: Linear::load(w, &format!("{p}output.dense"), h, cfg.intermediate_size, dtype)?,
                 out_norm: LayerNorm::load(w, &format!("{p}output.LayerNorm"), h)?,
                 query,
                 key,
@@ -179,26 +183,19 @@ impl Encoder {
         Ok(Encoder { cfg: cfg.clone(), word_embeddings, embed_norm, layers, vocab_rows, workspaces: Mutex::default() })
     }
 
-    /// Bytes of the encoder's weights (f32).
+    /// Bytes of the encoder's weights as stored (the rel-embedding table as its two projections).
     pub(crate) fn weight_bytes(&self) -> u64 {
-        let norm = |n: &LayerNorm| n.gamma.len() + n.beta.len();
-        let lin = |l: &Linear| l.weight.len() + l.bias.len();
-        let layers: usize = self
+        let norm = |n: &LayerNorm| 4 * (n.gamma.len() + n.beta.len()) as u64;
+        let layers: u64 = self
             .layers
             .iter()
             .map(|l| {
-                lin(&l.query)
-                    + lin(&l.key)
-                    + lin(&l.value)
-                    + lin(&l.attn_out)
-                    + lin(&l.intermediate)
-                    + lin(&l.output)
-                    + norm(&l.attn_norm)
-                    + norm(&l.out_norm)
+                let linears = [&l.query, &l.key, &l.value, &l.attn_out, &l.intermediate, &l.output];
+                linears.iter().map(|x| x.bytes()).sum::<u64>() + norm(&l.attn_norm) + norm(&l.out_norm)
             })
             .sum();
-        let rel = 2 * self.cfg.att_span() * self.cfg.hidden_size;
-        4 * (self.word_embeddings.len() + norm(&self.embed_norm) + rel + layers) as u64
+        let rel: u64 = self.layers.iter().map(|l| l.rel_query.bytes() + l.rel_key.bytes()).sum();
+        self.word_embeddings.bytes() + norm(&self.embed_norm) + rel + layers
     }
 
     /// Rows of the word-embedding table: every token id must be below this.
@@ -219,8 +216,7 @@ impl Encoder {
         // Embeddings: word vectors, LayerNorm (the attention mask is all ones: no padding).
         ensure(&mut ws.x, total * h);
         for (row, &id) in ws.x.chunks_exact_mut(h).zip(batch.seqs.iter().flat_map(|s| s.iter())) {
-            let id = id as usize;
-            row.copy_from_slice(&self.word_embeddings[id * h..(id + 1) * h]);
+            self.word_embeddings.row_into(id as usize, row);
         }
         layer_norm(&mut ws.x[..total * h], &self.embed_norm.gamma, &self.embed_norm.beta, self.cfg.layer_norm_eps);
 
@@ -278,6 +274,8 @@ impl Encoder {
         layer.value.forward(&ws.x, total, &mut ws.v);
 
         // Attention per (sequence, head), each writing its own block of `ctx`.
+        let rel_query = layer.rel_query.as_f32(&mut ws.rel_q);
+        let rel_key = layer.rel_key.as_f32(&mut ws.rel_k);
         let ctx = SharedRows { ptr: ws.ctx.as_mut_ptr(), len: n_q * ah };
         let (q, k, v) = (&ws.q, &ws.k, &ws.v);
         (0..seqs.len() * heads).into_par_iter().for_each(|task| {
@@ -286,8 +284,8 @@ impl Encoder {
                 q: &q[q_offsets[s] * ah + hd * d..],
                 k: &k[offsets[s] * ah + hd * d..],
                 v: &v[offsets[s] * ah + hd * d..],
-                rel_q: &layer.rel_query[hd * d..],
-                rel_k: &layer.rel_key[hd * d..],
+                rel_q: &rel_query[hd * d..],
+                rel_k: &rel_key[hd * d..],
                 stride: ah,
                 d,
                 len: seqs[s].len(),

@@ -26,6 +26,11 @@ impl Head {
         })
     }
 
+    /// Outputs of the last layer.
+    pub(crate) fn n_tasks(&self) -> usize {
+        self.n_tasks
+    }
+
     /// Bytes of the head's weights.
     pub(crate) fn weight_bytes(&self) -> u64 {
         4 * (self.w1.len() + self.b1.len() + self.w2.len() + self.b2.len()) as u64

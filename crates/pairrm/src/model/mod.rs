@@ -4,6 +4,7 @@ mod attention;
 mod deberta;
 mod gemm;
 mod head;
+mod matrix;
 mod ops;
 pub mod position;
 mod vmath;
@@ -14,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::input::PairInput;
 
 use deberta::{Batch, Encoder};
+pub use matrix::WeightDtype;
 
 /// `c[m×n] = a[m×k] · bᵀ` with `b` `[n×k]` row-major, on the current rayon pool: the product the
 /// linear layers use (for measuring this machine's GEMM rate).
@@ -33,11 +35,11 @@ pub struct PairRm {
 }
 
 impl PairRm {
-    /// Builds the model from a checkpoint's weights; the input-independent rel-embedding
-    /// projections are computed here, once.
-    pub fn load(checkpoint: &Checkpoint) -> Result<Self> {
+    /// Builds the model from a checkpoint's weights, stored as `dtype`; the input-independent
+    /// rel-embedding projections are computed here, once.
+    pub fn load(checkpoint: &Checkpoint, dtype: WeightDtype) -> Result<Self> {
         let cfg = &checkpoint.deberta;
-        let encoder = Encoder::load(&checkpoint.weights, BACKBONE_PREFIX, cfg)?;
+        let encoder = Encoder::load(&checkpoint.weights, BACKBONE_PREFIX, cfg, dtype)?;
         let head = Head::load(&checkpoint.weights, cfg.hidden_size, checkpoint.pairrm.n_tasks)?;
         Ok(PairRm { encoder, head, config: cfg.clone() })
     }
@@ -52,9 +54,21 @@ impl PairRm {
         self.encoder.vocab_rows()
     }
 
-    /// Bytes of the weights as loaded (f32).
+    /// Bytes of the weights as stored in memory (with the rel-embedding table as its per-layer
+    /// projections).
     pub fn weight_bytes(&self) -> u64 {
         self.encoder.weight_bytes() + self.head.weight_bytes()
+    }
+
+    /// Number of parameters of the checkpoint (encoder and head).
+    pub fn parameters(&self) -> u64 {
+        let c = &self.config;
+        let (h, a, f) = (c.hidden_size as u64, c.all_head_size() as u64, c.intermediate_size as u64);
+        let layer = 3 * (h * a + a) + (a * h + h) + (h * f + f) + (f * h + h) + 4 * h;
+        let embeddings = self.vocab_rows() as u64 * h + 2 * h;
+        let rel = 2 * c.att_span() as u64 * h + if c.norm_rel_ebd { 2 * h } else { 0 };
+        let head = 2 * h * h + h + self.head.n_tasks() as u64 * (h + 1);
+        embeddings + rel + c.num_hidden_layers as u64 * layer + head
     }
 
     /// FLOPs of one pass of `len` tokens as a straightforward implementation computes it (every
