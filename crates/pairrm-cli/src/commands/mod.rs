@@ -3,3 +3,4 @@
 pub mod compare;
 pub mod encode;
 pub mod rank;
+pub mod serve;
