@@ -292,3 +292,189 @@ impl Drop for RequestGuard {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::backend::ModelInfo;
+
+    /// logit = len(left) − len(right), tokens = total length; holds every batch until opened;
+    /// records the batches; a pair whose left text is "panic" makes it panic, "untokenizable"
+    /// fails to encode.
+    #[derive(Default)]
+    struct Fake {
+        /// Batches the worker has started.
+        entered: Mutex<usize>,
+        open: Mutex<bool>,
+        opened: Condvar,
+        batches: Mutex<Vec<Vec<String>>>,
+    }
+
+    impl Fake {
+        fn open(&self) {
+            *lock(&self.open) = true;
+            self.opened.notify_all();
+        }
+        fn batches(&self) -> Vec<Vec<String>> {
+            lock(&self.batches).clone()
+        }
+    }
+
+    impl Backend for Fake {
+        fn pair_tokens(&self, pairs: &[Pair]) -> Vec<Result<usize>> {
+            pairs
+                .iter()
+                .map(|p| match &*p.left {
+                    "untokenizable" => Err(Error::Tokenizer("cannot encode".into())),
+                    _ => Ok(p.source.len() + p.left.len() + p.right.len()),
+                })
+                .collect()
+        }
+        fn logits(&self, pairs: &[Pair]) -> Vec<Result<f32>> {
+            *lock(&self.entered) += 1;
+            let mut open = lock(&self.open);
+            while !*open {
+                open = self.opened.wait(open).unwrap();
+            }
+            drop(open);
+            lock(&self.batches).push(pairs.iter().map(|p| p.left.to_string()).collect());
+            assert!(pairs.iter().all(|p| &*p.left != "panic"), "asked to panic");
+            pairs.iter().map(|p| Ok(p.left.len() as f32 - p.right.len() as f32)).collect()
+        }
+        fn info(&self) -> ModelInfo {
+            unreachable!("not used")
+        }
+    }
+
+    /// Opens the gate when dropped, so that a failing test unblocks its threads instead of hanging.
+    struct OpenOnDrop<'a>(&'a Fake);
+
+    impl Drop for OpenOnDrop<'_> {
+        fn drop(&mut self) {
+            self.0.open();
+        }
+    }
+
+    fn pairs(lefts: &[&str]) -> Vec<Pair> {
+        lefts.iter().map(|l| Pair { source: "s".into(), left: (*l).into(), right: "r".into() }).collect()
+    }
+
+    /// Waits (bounded) until `n` passes are queued.
+    fn wait_queued(metrics: &Metrics, n: i64) {
+        wait_for(|| metrics.queue_pairs.get() == n, &format!("{n} passes queued"));
+    }
+
+    /// Waits (bounded) until the worker has started `n` batches.
+    fn wait_entered(fake: &Fake, n: usize) {
+        wait_for(|| *lock(&fake.entered) == n, &format!("{n} batches started"));
+    }
+
+    fn wait_for(done: impl Fn() -> bool, what: &str) {
+        for _ in 0..10_000 {
+            if done() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        panic!("never reached: {what}");
+    }
+
+    fn start(max_batch_tokens: usize) -> (Arc<Fake>, Arc<Metrics>, Batcher) {
+        let fake = Arc::new(Fake::default());
+        let metrics = Arc::new(Metrics::new());
+        let batcher = Batcher::start(fake.clone(), max_batch_tokens, metrics.clone());
+        (fake, metrics, batcher)
+    }
+
+    #[test]
+    fn queued_calls_share_batches_under_the_token_budget_in_order() {
+        // Each pair below has 1 + 2 + 1 = 4 tokens; a budget of 12 holds 3 pairs.
+        let (fake, metrics, batcher) = start(12);
+        std::thread::scope(|s| {
+            let _open = OpenOnDrop(&fake);
+            let (first, g1) = batcher.request();
+            let h1 = s.spawn(move || (first.logits(&pairs(&["a0"])), g1));
+            wait_entered(&fake, 1); // the worker took it and waits for the gate
+            let (second, g2) = batcher.request();
+            let h2 = s.spawn(move || (second.logits(&pairs(&["b0", "b1"])), g2));
+            wait_queued(&metrics, 2);
+            let (third, g3) = batcher.request();
+            let h3 = s.spawn(move || (third.logits(&pairs(&["c0", "c1", "c2"])), g3));
+            wait_queued(&metrics, 5);
+            fake.open();
+            for h in [h1, h2, h3] {
+                let (results, guard) = h.join().unwrap();
+                guard.finish();
+                assert!(results.iter().all(|r| *r.as_ref().unwrap() == 1.0));
+            }
+        });
+        assert_eq!(fake.batches(), [vec!["a0"], vec!["b0", "b1", "c0"], vec!["c1", "c2"]]);
+        assert!(metrics.encode().contains("pairrm_batch_pairs_count 3"));
+    }
+
+    #[test]
+    fn a_pass_over_the_budget_runs_alone() {
+        let (fake, _metrics, batcher) = start(1);
+        fake.open();
+        let (scorer, guard) = batcher.request();
+        let results = scorer.logits(&pairs(&["xx", "y"]));
+        guard.finish();
+        assert_eq!(results.iter().map(|r| *r.as_ref().unwrap()).collect::<Vec<_>>(), [1.0, 0.0]);
+        assert_eq!(fake.batches(), [vec!["xx"], vec!["y"]]);
+    }
+
+    #[test]
+    fn a_cancelled_request_loses_its_queued_passes_and_later_calls() {
+        let (fake, metrics, batcher) = start(100);
+        std::thread::scope(|s| {
+            let _open = OpenOnDrop(&fake);
+            let (blocker, g1) = batcher.request();
+            let h1 = s.spawn(move || blocker.logits(&pairs(&["a"])));
+            wait_entered(&fake, 1);
+            let (victim, g2) = batcher.request();
+            let h2 = s.spawn(move || {
+                let first = victim.logits(&pairs(&["v0", "v1"]));
+                let second = victim.logits(&pairs(&["v2"]));
+                (first, second)
+            });
+            wait_queued(&metrics, 2);
+            drop(g2);
+            let (first, second) = h2.join().unwrap();
+            assert!(first.iter().chain(&second).all(|r| matches!(r, Err(Error::Cancelled))));
+            fake.open();
+            assert_eq!(*h1.join().unwrap()[0].as_ref().unwrap(), 0.0);
+            g1.finish();
+        });
+        assert_eq!(fake.batches(), [vec!["a"]]);
+        assert!(metrics.encode().contains("pairrm_cancelled_pairs_total 2"));
+    }
+
+    #[test]
+    fn bad_pairs_fail_alone_and_a_panicking_batch_does_not_stop_the_worker() {
+        let (fake, _metrics, batcher) = start(1000);
+        fake.open();
+        let (scorer, guard) = batcher.request();
+        let results = scorer.logits(&pairs(&["untokenizable", "ok"]));
+        assert!(matches!(results[0], Err(Error::Tokenizer(_))));
+        assert_eq!(*results[1].as_ref().unwrap(), 1.0);
+        let results = scorer.logits(&pairs(&["panic"]));
+        assert!(matches!(results[0], Err(Error::Model { .. })), "{results:?}");
+        let results = scorer.logits(&pairs(&["fine"]));
+        assert_eq!(*results[0].as_ref().unwrap(), 3.0);
+        guard.finish();
+    }
+
+    #[test]
+    fn after_close_calls_fail_and_the_worker_is_gone() {
+        let (fake, _metrics, batcher) = start(1000);
+        fake.open();
+        let (scorer, guard) = batcher.request();
+        batcher.close();
+        assert!(lock(&batcher.worker).is_none());
+        let results = scorer.logits(&pairs(&["a"]));
+        assert!(results[0].as_ref().unwrap_err().to_string().contains("shutting down"));
+        guard.finish();
+    }
+}
