@@ -77,6 +77,11 @@ impl TestServer {
         self.thread.take().unwrap().join().unwrap()
     }
 
+    /// Waits for the server to stop by itself and returns what `serve` returned.
+    pub fn join(mut self) -> anyhow::Result<()> {
+        self.thread.take().unwrap().join().unwrap()
+    }
+
     /// Waits (bounded) until `/health` answers 200.
     pub fn wait_ready(&self) {
         wait_for("the server to be ready", || get(&self.url("/health")).0 == 200);
