@@ -165,8 +165,12 @@ where
         .thread_name("pairrm-http")
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(async {
+    let served = runtime.block_on(async {
         let listener = TcpListener::bind((host, port)).await.with_context(|| format!("binding {host}:{port}"))?;
         serve(listener, options, load, shutdown_signal()).await
-    })
+    });
+    // Every request is answered by now; only a model still loading (shutdown during the load)
+    // can be left, and it need not finish.
+    runtime.shutdown_timeout(Duration::from_secs(1));
+    served
 }
