@@ -10,7 +10,8 @@ use utoipa::ToSchema;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ErrorType {
-    /// The request is malformed (400) or invalid (422), or names no route (404).
+    /// The request is malformed (400) or invalid (422), or names no route (404) or a wrong
+    /// method (405).
     Validation,
     /// The request is too large: body over `--payload-limit` or too many items (413).
     Payload,
@@ -56,6 +57,11 @@ impl ApiError {
     /// 404: no such route.
     pub(crate) fn not_found(message: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, ErrorType::Validation, message)
+    }
+
+    /// 405: a known route with the wrong method.
+    pub(crate) fn method_not_allowed(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::METHOD_NOT_ALLOWED, ErrorType::Validation, message)
     }
 
     /// 413: over a size limit.

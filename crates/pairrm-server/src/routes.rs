@@ -226,6 +226,11 @@ pub(crate) async fn not_found(method: Method, uri: Uri) -> ApiError {
     ApiError::not_found(format!("no route for {method} {}; see /docs", uri.path()))
 }
 
+/// A known path with the wrong method: 405 as a JSON error.
+pub(crate) async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::method_not_allowed(format!("{method} is not allowed on {}; see /docs", uri.path()))
+}
+
 /// Middleware: counts every answer by route and status, and its latency. A request whose client
 /// went away before the answer is counted with status 499.
 pub(crate) async fn track(State(state): State<AppState>, path: MatchedPath, req: Request, next: Next) -> Response {

@@ -59,6 +59,7 @@ fn router(state: AppState) -> Router {
         .route("/rank", post(routes::rank))
         .route("/rerank", post(routes::rerank))
         .route_layer(axum::middleware::from_fn_with_state(state.clone(), routes::track))
+        .method_not_allowed_fallback(routes::method_not_allowed)
         .fallback(routes::not_found)
         .layer(DefaultBodyLimit::max(payload_limit))
         .with_state(state)

@@ -267,6 +267,10 @@ fn service_routes_health_info_metrics_openapi_docs_and_playground() {
     let (status, missing) = get(&server.url("/nowhere"));
     assert_eq!(status, 404);
     assert_eq!(missing["error_type"], "validation");
+    let (status, wrong) = get(&server.url("/rank"));
+    assert_eq!(status, 405);
+    assert_eq!(wrong["error_type"], "validation");
+    assert!(wrong["error"].as_str().unwrap().contains("GET is not allowed on /rank"), "{wrong}");
 }
 
 /// Status and error type of a POST.
