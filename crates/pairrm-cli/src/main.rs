@@ -20,8 +20,9 @@ use clap::{Parser, Subcommand};
 #[command(name = "pairrm", version, about, long_about = None)]
 struct Cli {
     /// Log filter for stderr (e.g. `info`, `debug`, `pairrm=trace`); `RUST_LOG` works too.
-    #[arg(long, global = true, default_value = "warn", env = "PAIRRM_LOG")]
-    log: String,
+    /// Default: `info` for `serve`, `warn` for the other commands.
+    #[arg(long, global = true, env = "PAIRRM_LOG")]
+    log: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -42,11 +43,14 @@ enum Command {
     Download(commands::download::Args),
     /// List the models in the Hugging Face cache (revisions, sizes, files).
     Models(commands::models::Args),
+    /// Serve the model over HTTP (compare, rank, rerank) with dynamic batching, until SIGTERM.
+    Serve(commands::serve::Args),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.log);
+    let default_log = if matches!(cli.command, Command::Serve(_)) { "info" } else { "warn" };
+    init_logging(cli.log.as_deref().unwrap_or(default_log));
     let result = match cli.command {
         Command::Encode(a) => commands::encode::run(a),
         Command::Compare(a) => commands::compare::run(a),
@@ -55,6 +59,7 @@ fn main() -> ExitCode {
         Command::BestOfN(a) => commands::best_of_n::run(*a),
         Command::Download(a) => commands::download::run(a),
         Command::Models(a) => commands::models::run(a),
+        Command::Serve(a) => commands::serve::run(a),
     };
     match result {
         Ok(outcome) => outcome.exit_code(),

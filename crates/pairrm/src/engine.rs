@@ -113,6 +113,11 @@ impl Engine {
         &self.model
     }
 
+    /// How the weight matrices are stored.
+    pub fn dtype(&self) -> WeightDtype {
+        self.options.dtype
+    }
+
     /// Threads of the engine's pool.
     pub fn threads(&self) -> usize {
         self.pool.current_num_threads()

@@ -7,3 +7,4 @@ pub mod download;
 pub mod encode;
 pub mod models;
 pub mod rank;
+pub mod serve;

@@ -1,0 +1,34 @@
+//! PairRM over HTTP, shaped like text-embeddings-inference: request → validate and tokenize →
+//! one shared queue → batches by token budget → engine → response. The `pairrm serve` command.
+//!
+//! - Scoring routes `POST /compare`, `/rank`, `/rerank` run the library's judge functions
+//!   ([`pairrm::judge`]) unchanged, over a scorer that queues their forward passes: concurrent
+//!   requests share batches, and every number is the one the library and the CLI give.
+//! - Service routes: `GET /health` (200 once the model is loaded), `/info`, `/metrics`
+//!   (Prometheus), `/openapi.json`, `/docs`, and the playground at `/`.
+//! - Limits ([`ServerOptions`]): over one, a request is answered 413 or 429; a request whose
+//!   client goes away, or that times out (504), has its queued work dropped; on shutdown the
+//!   requests in flight are finished first.
+//!
+//! Start it with [`run`] (its own runtime, SIGTERM/Ctrl-C) or [`serve`] (your runtime, listener
+//! and shutdown signal) over any [`Backend`]; [`pairrm::Engine`] is one.
+
+mod api;
+mod backend;
+mod batcher;
+mod error;
+mod json;
+mod metrics;
+mod openapi;
+mod routes;
+mod server;
+mod state;
+
+pub use backend::{Backend, ModelInfo};
+pub use error::{ErrorBody, ErrorType};
+pub use server::{run, serve, shutdown_signal, ServerOptions};
+
+/// The OpenAPI description of the API, as served at `/openapi.json`.
+pub fn openapi_json() -> &'static str {
+    openapi::openapi_json()
+}
