@@ -1,12 +1,14 @@
 //! `pairrm`: exact, fast PairRM from the command line.
 //!
-//! Every command reads JSON lines (stdin or `--input`) and writes one JSON line per input line
-//! (stdout or `--output`), in order. Logs and progress go to stderr.
+//! The pair commands read JSON lines (stdin or `--input`) and write one JSON line per input line
+//! (stdout or `--output`), in order; the report commands (`eval`, `winrate`) read files and print
+//! a report. Logs and progress go to stderr.
 
 mod args;
 mod commands;
 mod jsonl;
 mod progress;
+mod report;
 
 use std::process::ExitCode;
 
@@ -31,6 +33,10 @@ enum Command {
     Compare(commands::compare::Args),
     /// Rank the candidates of each line (full matrix, against a reference, or bubble best-of-n).
     Rank(commands::rank::Args),
+    /// Agreement with human preferences on a benchmark (RewardBench, Auto-J, HHH, MT-bench, labelled pairs).
+    Eval(commands::eval::Args),
+    /// Win rate of a model's outputs against a baseline's, matched by instruction (AlpacaEval-style).
+    Winrate(commands::winrate::Args),
 }
 
 fn main() -> ExitCode {
@@ -40,6 +46,8 @@ fn main() -> ExitCode {
         Command::Encode(a) => commands::encode::run(a),
         Command::Compare(a) => commands::compare::run(a),
         Command::Rank(a) => commands::rank::run(a),
+        Command::Eval(a) => commands::eval::run(a),
+        Command::Winrate(a) => commands::winrate::run(a),
     };
     match result {
         Ok(outcome) => outcome.exit_code(),

@@ -2,4 +2,6 @@
 
 pub mod compare;
 pub mod encode;
+pub mod eval;
 pub mod rank;
+pub mod winrate;
