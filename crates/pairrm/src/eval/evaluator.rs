@@ -249,15 +249,16 @@ impl<'a, S: PairScorer + ?Sized> Evaluator<'a, S> {
     /// bad rows are recorded, not returned.
     pub fn add_file(&mut self, path: &Path) -> Result<()> {
         let file: Arc<str> = Arc::from(path.display().to_string());
-        self.files.push(file.to_string());
         let context = Context::for_file(path, self.options.conversation);
         if let Some(rows) = self.format.read_document(path, &context)? {
+            self.files.push(file.to_string());
             for (position, item) in rows {
                 self.push(Location { file: file.clone(), position }, item);
             }
             return Ok(());
         }
         let mut reader = RecordReader::open(path)?;
+        self.files.push(file.to_string());
         while let Some(record) = reader.next_record().map_err(|e| Error::io(path, e))? {
             match record {
                 Ok(r) => {
@@ -559,6 +560,7 @@ mod tests {
         assert!(matches!(e.add_file(&dir.path().join("missing.json")), Err(Error::Io { .. })));
         let r = e.finish();
         assert_eq!(r.rows, 1);
+        assert_eq!(r.files, [task.display().to_string()]);
         assert_eq!(r.bad_rows[0].location.position, Position::Example { example: 2 });
         assert_eq!(r.summary.tables[0].rows[0].name, "honest");
         assert_eq!(r.tie_search, None);

@@ -167,7 +167,7 @@ pub fn winrate_text(r: &WinrateReport) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{} against {} — {} instructions compared, {} bad rows; mode {}, ties: |logit| ≤ {}",
+        "{} against {} — {} instructions compared, {} bad; mode {}, ties: |logit| ≤ {}",
         r.model,
         r.baseline,
         r.pairs,
