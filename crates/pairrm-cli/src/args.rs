@@ -72,3 +72,41 @@ pub struct IoArgs {
     #[arg(long)]
     pub no_progress: bool,
 }
+
+/// Bootstrap settings of `eval` and `winrate`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct StatsArgs {
+    /// Bootstrap resamples for the confidence intervals (0: no intervals).
+    #[arg(long, default_value_t = 1000)]
+    pub bootstrap: usize,
+    /// Seed of the bootstrap draws (the same seed gives the same intervals everywhere).
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Coverage of the intervals.
+    #[arg(long, default_value_t = 0.95)]
+    pub confidence: f64,
+}
+
+impl StatsArgs {
+    /// The library's bootstrap settings.
+    pub fn bootstrap(&self) -> pairrm::eval::Bootstrap {
+        pairrm::eval::Bootstrap { resamples: self.bootstrap, seed: self.seed, confidence: self.confidence }
+    }
+}
+
+/// Where the reports of `eval` and `winrate` go.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ReportArgs {
+    /// Print the report as JSON instead of tables.
+    #[arg(long)]
+    pub json: bool,
+    /// Also draw the per-category rates with their intervals as an SVG file.
+    #[arg(long, value_name = "FILE")]
+    pub plot: Option<PathBuf>,
+    /// Also write one JSON line per input row (its logits and outcome, or its error) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub rows: Option<PathBuf>,
+    /// Never show a progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+}

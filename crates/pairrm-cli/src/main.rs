@@ -3,6 +3,9 @@
 //! The scoring commands read JSON lines (stdin or `--input`) and write one JSON line per input
 //! line (stdout or `--output`), in order; `download` and `models` manage the model cache. Logs
 //! and progress go to stderr.
+//! The pair commands read JSON lines (stdin or `--input`) and write one JSON line per input line
+//! (stdout or `--output`), in order; the report commands (`eval`, `winrate`) read files and print
+//! a report. Logs and progress go to stderr.
 
 mod args;
 mod commands;
@@ -10,6 +13,7 @@ mod download_bar;
 mod jsonl;
 mod openai;
 mod progress;
+mod report;
 
 use std::process::ExitCode;
 
@@ -45,6 +49,10 @@ enum Command {
     Models(commands::models::Args),
     /// Serve the model over HTTP (compare, rank, rerank) with dynamic batching, until SIGTERM.
     Serve(commands::serve::Args),
+    /// Agreement with human preferences on a benchmark (RewardBench, Auto-J, HHH, MT-bench, labelled pairs).
+    Eval(commands::eval::Args),
+    /// Win rate of a model's outputs against a baseline's, matched by instruction (AlpacaEval-style).
+    Winrate(commands::winrate::Args),
 }
 
 fn main() -> ExitCode {
@@ -60,6 +68,8 @@ fn main() -> ExitCode {
         Command::Download(a) => commands::download::run(a),
         Command::Models(a) => commands::models::run(a),
         Command::Serve(a) => commands::serve::run(a),
+        Command::Eval(a) => commands::eval::run(a),
+        Command::Winrate(a) => commands::winrate::run(a),
     };
     match result {
         Ok(outcome) => outcome.exit_code(),

@@ -3,11 +3,13 @@
 //! The data path: [`tokenizer`] → [`input`] (pair input, truncation, markers) → [`model`]
 //! (DeBERTa-v2 encoder and PairRM head) → [`engine`] (batching, threads) → [`judge`]
 //! (compare, rank, best-of-n, conversations). [`checkpoint`] finds and reads models.
+//! [`eval`] measures agreement with human preferences on benchmarks, and win rates.
 
 pub mod checkpoint;
 pub mod config;
 pub mod engine;
 pub mod error;
+pub mod eval;
 pub mod input;
 pub mod judge;
 pub mod model;

@@ -5,6 +5,8 @@ pub mod best_of_n;
 pub mod compare;
 pub mod download;
 pub mod encode;
+pub mod eval;
 pub mod models;
 pub mod rank;
 pub mod serve;
+pub mod winrate;
