@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any, List, Mapping, Optional, Sequence, Tuple
 
-__all__ = ["strings", "optional_strings", "string_lists", "conversations", "same_length", "common_count", "positive_int"]
+__all__ = ["strings", "optional_strings", "string_lists", "conversations", "same_length", "common_count", "positive_int", "non_negative_int"]
 
 
 def _items(value: Any, name: str, what: str) -> List[Any]:
@@ -83,10 +83,19 @@ def common_count(candidates: Sequence[Sequence[str]], name: str = "candidates") 
     return n
 
 
-def positive_int(value: Any, name: str) -> int:
-    """``value`` as an ``int`` of at least 1."""
+def _int_at_least(value: Any, name: str, least: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int, not {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be at least 1, got {value}")
+    if value < least:
+        raise ValueError(f"{name} must be at least {least}, got {value}")
     return value
+
+
+def positive_int(value: Any, name: str) -> int:
+    """``value`` as an ``int`` of at least 1."""
+    return _int_at_least(value, name, 1)
+
+
+def non_negative_int(value: Any, name: str) -> int:
+    """``value`` as an ``int`` of at least 0."""
+    return _int_at_least(value, name, 0)

@@ -78,7 +78,7 @@ class Blender:
             **kwargs: ``cache_dir`` (the hub cache; default: ``HF_HUB_CACHE``, ``HF_HOME/hub`` or
                 ``~/.cache/huggingface/hub``), ``revision`` (hub branch, tag or commit),
                 ``source_maxlength`` / ``candidate_maxlength`` (token limits, default: the
-                checkpoint's), ``threads`` (engine threads; default: one per core — use 1 or 2
+                checkpoint's), ``threads`` (engine threads; default or 0: one per core — use 1 or 2
                 per worker when several processes share a machine), ``max_batch_tokens`` (the
                 engine's batch budget), ``download`` (False: never download).
 
@@ -113,7 +113,7 @@ class Blender:
             download=_hub.downloader() if kwargs.get("download", True) else None,
             source_max_length=kwargs.get("source_maxlength"),
             candidate_max_length=kwargs.get("candidate_maxlength"),
-            threads=0 if threads is None else _validate.positive_int(threads, "threads"),
+            threads=0 if threads is None else _validate.non_negative_int(threads, "threads"),
             max_batch_tokens=kwargs.get("max_batch_tokens"),
         )
         self._engine, self._pid = engine, os.getpid()
