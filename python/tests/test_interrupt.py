@@ -7,6 +7,7 @@ its call as soon as the call has shown progress, and waits for the end with a bo
 from __future__ import annotations
 
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -18,7 +19,8 @@ import pytest
 
 from conftest import load, model_dir
 
-#: 300 distinct candidates: 89,700 forward passes, minutes even with a release build.
+#: 300 distinct candidates: 89,700 forward passes, minutes even with a release build (the child
+#: process below builds the same list).
 LONG = [[f"candidate {i} " + "word " * (i % 11) for i in range(300)]]
 
 
@@ -54,7 +56,10 @@ def test_other_python_threads_run_while_the_engine_works() -> None:
 
 CHILD = textwrap.dedent(
     """
-    import sys, pairrm
+    import signal, sys, pairrm
+    # Python's own Ctrl-C handler, even when this process was started with SIGINT ignored (as
+    # background jobs of a non-interactive shell are).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     blender = pairrm.Blender(use_tqdm=False)
     blender.loadranker(sys.argv[1], threads=1)
     state = {"announced": False, "done": 0}
@@ -63,13 +68,14 @@ CHILD = textwrap.dedent(
         if done > 0 and not state["announced"]:
             state["announced"] = True
             print("started", total, flush=True)
+    long = [[f"candidate {i} " + "word " * (i % 11) for i in range(300)]]
     try:
-        blender.engine.rank(["prompt"], %r, progress=progress)
+        blender.engine.rank(["prompt"], long, progress=progress)
         print("finished", flush=True)
     except KeyboardInterrupt:
         print("interrupted after", state["done"], flush=True)
     """
-) % (LONG,)
+)
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGINT to a child process is POSIX only")
@@ -82,6 +88,8 @@ def test_ctrl_c_interrupts_a_long_call() -> None:
     )
     try:
         assert child.stdout is not None
+        ready, _, _ = select.select([child.stdout], [], [], 120)
+        assert ready, "the child showed no progress within 120 s"
         first = child.stdout.readline().split()
         assert first[:1] == ["started"], (first, child.stderr.read() if child.stderr else "")
         total = int(first[1])
