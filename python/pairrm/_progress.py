@@ -14,7 +14,7 @@ class ProgressBar:
 
     Backed by ``tqdm.auto.tqdm`` when tqdm is importable (so notebooks get a widget), else by a
     one-line text bar on stderr, drawn only when stderr is a terminal. The bar appears on the
-    first call (``bar(0, total)`` when the work starts).
+    first call (``bar(0, total)`` when the work starts), unless there is no work at all.
     """
 
     def __init__(self, desc: str, unit: str = "pass") -> None:
@@ -31,6 +31,8 @@ class ProgressBar:
             self._tqdm_cls = tqdm
 
     def __call__(self, done: int, total: int) -> None:
+        if total == 0 and self._tqdm is None and not self._text_drawn:
+            return  # nothing to do (e.g. single candidates): no bar
         if self._tqdm_cls is not None:
             if self._tqdm is None:
                 self._tqdm = self._tqdm_cls(total=total, desc=self.desc, unit=self.unit, dynamic_ncols=True)

@@ -105,16 +105,20 @@ class Blender:
             legacy_root = cache_dir or hub_cache_dir()
             if legacy_root and (Path(legacy_root) / path / "config.json").is_file():
                 path = str(Path(legacy_root) / path)
+        sizes = {}
+        for key in ("source_maxlength", "candidate_maxlength", "max_batch_tokens"):
+            if kwargs.get(key) is not None:
+                sizes[key] = _validate.positive_int(kwargs[key], key)
         threads = kwargs.get("threads")
         engine = Engine(
             path,
             revision=kwargs.get("revision"),
             cache_dir=cache_dir,
             download=_hub.downloader() if kwargs.get("download", True) else None,
-            source_max_length=kwargs.get("source_maxlength"),
-            candidate_max_length=kwargs.get("candidate_maxlength"),
+            source_max_length=sizes.get("source_maxlength"),
+            candidate_max_length=sizes.get("candidate_maxlength"),
             threads=0 if threads is None else _validate.non_negative_int(threads, "threads"),
-            max_batch_tokens=kwargs.get("max_batch_tokens"),
+            max_batch_tokens=sizes.get("max_batch_tokens"),
         )
         self._engine, self._pid = engine, os.getpid()
         logger.info("pairrm: loaded ranker %s (%s layout, %d threads)", path, engine.layout, engine.threads)
@@ -390,7 +394,7 @@ class Blender:
             instructions,
             worst=worst,
             method=pairrm_cmp_type,
-            seed=self.seed,
+            seed=_validate.non_negative_int(self.seed, "seed"),
         )
         if return_all:
             return [[row[i] for i in order] for row, order in zip(rows, orders)]
@@ -458,6 +462,8 @@ class Blender:
         sampled: List[List[str]] = []
         bar = make_bar("Sampling generations", self.use_tqdm, unit="prompt")
         try:
+            if bar is not None:
+                bar(0, len(prompts))
             for start in range(0, len(prompts), batch_size):
                 batch = prompts[start : start + batch_size]
                 encodings = model_tokenizer(batch, return_tensors="pt", padding=True, truncation=True)

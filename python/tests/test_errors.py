@@ -103,6 +103,14 @@ def test_load_errors(tmp_path: Path) -> None:
         blender.loadranker(model_dir("tiny-original"), threads=-1)
     with pytest.raises(ValueError, match="max_batch_tokens must be at least 1"):
         blender.loadranker(model_dir("tiny-original"), max_batch_tokens=0)
+    with pytest.raises(ValueError, match="source_maxlength must be at least 1"):
+        blender.loadranker(model_dir("tiny-original"), source_maxlength=-5)
+    with pytest.raises(TypeError, match="candidate_maxlength must be an int"):
+        blender.loadranker(model_dir("tiny-original"), candidate_maxlength="long")
+    with pytest.raises(ValueError, match="candidate_max_length"):  # below the engine's minimum
+        blender.loadranker(model_dir("tiny-original"), candidate_maxlength=1)
+    with pytest.raises(ValueError, match="max_batch_tokens must be at least 1"):  # the engine's own check
+        pairrm.Engine(model_dir("tiny-original"), max_batch_tokens=0)
     with pytest.raises(ValueError, match="no such directory, and not a hub repo id"):
         blender.loadranker(str(tmp_path / "missing" / "model"))
     (tmp_path / "config.json").write_text("{not json")
@@ -131,6 +139,13 @@ def test_device_is_accepted_with_a_warning() -> None:
     with pytest.warns(UserWarning, match="device='cuda:0' is ignored"):
         blender.loadranker(model_dir("tiny-original"), device="cuda:0")
     assert blender.rank(["x"], [["a", "b"]]).shape == (1, 2)
+
+
+def test_bad_seed() -> None:
+    blender = load()
+    blender.seed = -1
+    with pytest.raises(ValueError, match="seed must be at least 0"):
+        blender.get_best_of_n(["x"], [["a", "b"]])
 
 
 def test_pickling_is_refused(blender: pairrm.Blender) -> None:

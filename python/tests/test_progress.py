@@ -124,3 +124,22 @@ def test_a_raising_progress_callback_stops_the_work(blender: pairrm.Blender) -> 
     assert calls[0] == 0
     with pytest.raises(ZeroDivisionError):
         slow.engine.compare(["x"], ["a"], ["b"], progress=lambda done, total: 1 / 0)
+
+
+def test_no_bar_without_work(capsys: Any) -> None:
+    pytest.importorskip("tqdm", reason="tqdm not installed")
+    blender = load()
+    blender.use_tqdm = True
+    assert blender.get_best_of_n(["x", "y"], [["only"], ["one"]]) == ["only", "one"]
+    assert blender.rank([], []).shape == (0, 0)
+    assert capsys.readouterr().err == ""
+
+
+def test_generation_bar_counts_prompts(recorded: List[Recorder]) -> None:
+    from test_generate import ToyModel, ToyTokenizer
+
+    blender = load()
+    blender.use_tqdm = True
+    blender.n_generate(ToyModel(), ToyTokenizer(), ["a", "b", "c"], n=2, batch_size=2)
+    assert [r.desc for r in recorded] == ["Sampling generations"]
+    assert recorded[0].calls == [(0, 3), (2, 3), (3, 3)] and recorded[0].closed
