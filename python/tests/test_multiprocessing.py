@@ -4,6 +4,7 @@ ray is installed) gives the numbers of a single process."""
 from __future__ import annotations
 
 import multiprocessing
+import os
 from typing import Any
 
 import numpy as np
@@ -39,7 +40,10 @@ def test_a_blender_inherited_through_fork_says_what_to_do(monkeypatch: Any) -> N
 def test_ray_data_map_batches() -> None:
     ray = pytest.importorskip("ray", reason="ray not installed: the Ray Data example (docs/python.md) is not run")
     want = load(threads=1).rank(PROMPTS, CANDS, return_scores=True)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    # Ray's workers import RayScorer from mp_workers: give them this folder on their path.
+    here = os.path.dirname(os.path.abspath(__file__))
+    path = os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": {"PYTHONPATH": path}})
     try:
         ds = ray.data.from_items([{"prompt": p, "candidates": c} for p, c in zip(PROMPTS, CANDS)])
         out = ds.map_batches(
