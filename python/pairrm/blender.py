@@ -84,9 +84,10 @@ class Blender:
 
         Raises:
             TypeError: an unknown keyword argument.
-            FileNotFoundError: the model is not found (``pairrm.NotInCacheError`` for a hub id
-                missing from the cache).
-            ValueError: the checkpoint is invalid.
+            pairrm.NotInCacheError: a hub id missing from the cache (a ``FileNotFoundError``).
+            FileNotFoundError / OSError: a checkpoint file cannot be read.
+            ValueError: ``ranker_path`` is neither a directory nor a hub id, or the checkpoint is
+                invalid.
         """
         unknown = sorted(set(kwargs) - set(_LOAD_OPTIONS))
         if unknown:
