@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The project's test command (see README): Rust tests of the whole workspace.
+# The project's test command (see README): Rust tests of the whole workspace, then the Python
+# package's tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +24,9 @@ fi
 
 cargo test --workspace --locked
 
+# The CLI and the fake hub, as the Python-side checks below run them (target/debug).
+cargo build --locked -p pairrm-cli -p fake-hub
+
 # --- huggingface_hub cache interop (docs/models.md) -----------------------------------------
 # pairrm and Python's huggingface_hub must read each other's Hugging Face cache. This runs
 # tools/check_hf_interop.py against the fake hub, with huggingface_hub installed (pinned) in a
@@ -37,7 +41,23 @@ else
     python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check 'huggingface_hub==0.36.2'
   fi
-  cargo build --locked -p pairrm-cli -p fake-hub
   "$venv/bin/python" tools/check_hf_interop.py --target-dir target/debug
 fi
 # ---------------------------------------------------------------------------------------------
+
+# --- Python package (pyproject.toml, python/) ------------------------------------------------
+# Builds the `pairrm` package with `pip install .` into the virtual environment .venv-test
+# (created if missing, reused otherwise) and runs python/tests with pytest. The extension is built
+# with the dev profile so that it reuses the optimised dependencies already in target/debug (a
+# release build of everything again would cost many minutes here); the parity tests compare it
+# with the CLI built the same way. Needs python3 (>= 3.9) with venv and PyPI.
+PY_VENV="$PWD/.venv-test"
+if [ ! -x "$PY_VENV/bin/python" ]; then
+  python3 -m venv "$PY_VENV"
+fi
+"$PY_VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+  "maturin>=1.9.4,<2" "numpy>=1.21" "pytest>=7" tqdm
+PATH="$PY_VENV/bin:$PATH" MATURIN_PEP517_ARGS="--profile dev --locked" \
+  "$PY_VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
+  --no-build-isolation --no-deps --force-reinstall .
+PAIRRM_CLI="$PWD/target/debug/pairrm" "$PY_VENV/bin/python" -m pytest python/tests -q -rs
