@@ -209,7 +209,7 @@ fn service_routes_health_info_metrics_openapi_docs_and_playground() {
     assert_eq!(info["source_max_length"], 24);
     assert_eq!(info["candidate_max_length"], 16);
     assert_eq!(info["version"], env!("CARGO_PKG_VERSION"));
-    assert_eq!(info["limits"]["max_batch_tokens"], 8192);
+    assert_eq!(info["limits"]["max_batch_tokens"], pairrm::EngineOptions::default().max_batch_tokens);
     assert_eq!(info["limits"]["max_client_batch_size"], 32);
     assert_eq!(info["limits"]["request_timeout_secs"], 300.0);
 

@@ -31,7 +31,7 @@ pub struct EngineOptions {
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        EngineOptions { threads: 0, max_batch_tokens: 4096, dtype: WeightDtype::F32 }
+        EngineOptions { threads: 0, max_batch_tokens: 2048, dtype: WeightDtype::F32 }
     }
 }
 

@@ -2,20 +2,18 @@
 //! `softmax((Q·Kᵀ + c2p + p2c) / √(d·factor)) · V` with `c2p[i,j] = Q_i · K_rel[δ(i,j)]` and
 //! `p2c[i,j] = K_j · Q_rel[δ(i,j)]`.
 //!
-//! All three score terms come from GEMMs; the relative terms are then gathered:
-//! `c2p` along each query row (contiguous in the rel table), `p2c` along each key row into a
-//! key-major buffer that is added to the scores by cache-sized tiles. Each call uses only
-//! per-thread scratch memory, reused across calls.
+//! All three score terms come from GEMMs; the relative terms are then gathered: `p2c` along each
+//! key row for blocks of queries, `c2p` along each query row (a reversed contiguous run of the
+//! product where the bucket index is linear), fused with the scaling. The softmax numerators are
+//! computed in place and the division by their sum is applied to the `d`-wide output rows. Each
+//! call uses only per-thread scratch memory, reused across calls.
 
 use std::cell::RefCell;
 
 use super::gemm::{matmul, matmul_raw, Threads, View};
-use super::ops::softmax_scaled;
 use super::position::RelIndex;
+use super::vmath::{self, dispatch};
 use crate::config::PosAttType;
-
-/// Tile edge of the transposed add of the `p2c` terms.
-const TILE: usize = 16;
 
 thread_local! {
     /// Scratch of the attention of one head (scores, c2p, p2c and its gathered transpose).
@@ -54,7 +52,7 @@ impl HeadAttention<'_> {
     /// those `qpos.len()` rows of `d` elements during the call.
     pub(crate) unsafe fn run(&self, qpos: &[usize], rel_index: &RelIndex, out: *mut f32, ldo: usize) {
         let (nq, len, d) = (qpos.len(), self.len, self.d);
-        let inv_scale = 1.0 / ((d as f32) * self.pos_att.scale_factor() as f32).sqrt();
+        let scale = 1.0 / ((d as f32) * self.pos_att.scale_factor() as f32).sqrt();
         // The rel rows any (query, key) of this sequence can use form a contiguous range.
         let lo = rel_index.index(0, len - 1);
         let hi = rel_index.index(len - 1, 0);
@@ -64,44 +62,36 @@ impl HeadAttention<'_> {
 
         SCRATCH.with(|cell| {
             let mut scratch = cell.borrow_mut();
-            let need = nq * len + nq * width + len * width + len * nq;
+            let need = nq * len + nq * width + len * width;
             if scratch.len() < need {
                 scratch.resize(need, 0.0);
             }
             let (scores, rest) = scratch.split_at_mut(nq * len);
             let (c2p, rest) = rest.split_at_mut(nq * width);
-            let (p2c, rest) = rest.split_at_mut(len * width);
-            let p2c_t = &mut rest[..len * nq];
+            let p2c = &mut rest[..len * width];
 
             // Content to content: Q · Kᵀ.
             matmul(nq, len, d, q, View::transposed(self.k, self.stride), scores, len, false, Threads::One);
             if self.pos_att.p2c {
-                // K · Q_relᵀ over the rel rows in use, gathered key-major: p2c_t[j][qi] = p2c(i, j).
+                // K · Q_relᵀ over the rel rows in use, added along each key row.
                 let rq = View::transposed(&self.rel_q[lo * self.stride..], self.stride);
                 matmul(len, width, d, k, rq, p2c, width, false, Threads::One);
-                for j in 0..len {
-                    let row = &p2c[j * width..(j + 1) * width];
-                    let dst = &mut p2c_t[j * nq..(j + 1) * nq];
-                    for (t, &i) in dst.iter_mut().zip(qpos) {
-                        *t = row[rel_index.index(i, j) - lo];
-                    }
-                }
-                add_transposed(scores, p2c_t, nq, len);
+                add_p2c(scores, p2c, width, qpos, rel_index, lo);
             }
             if self.pos_att.c2p {
-                // Q · K_relᵀ over the rel rows in use, gathered along each query row.
+                // Q · K_relᵀ over the rel rows in use.
                 let rk = View::transposed(&self.rel_k[lo * self.stride..], self.stride);
                 matmul(nq, width, d, q, rk, c2p, width, false, Threads::One);
-                for (qi, &i) in qpos.iter().enumerate() {
-                    let crow = &c2p[qi * width..(qi + 1) * width];
-                    let srow = &mut scores[qi * len..(qi + 1) * len];
-                    for (s, idx) in srow.iter_mut().zip(rel_index.row(i, len)) {
-                        *s += crow[idx - lo];
-                    }
-                }
             }
-            for row in scores.chunks_exact_mut(len) {
-                softmax_scaled(row, inv_scale);
+            // Softmax numerators in place; the division by their sum is applied to the output.
+            let mut sums = vec![0.0f32; nq];
+            for (qi, (&i, row)) in qpos.iter().zip(scores.chunks_exact_mut(len)).enumerate() {
+                if self.pos_att.c2p {
+                    add_c2p_scaled(row, &c2p[qi * width..(qi + 1) * width], rel_index, i, lo, scale);
+                } else {
+                    scale_row(row, scale);
+                }
+                sums[qi] = exp_shifted(row);
             }
             // SAFETY: the caller vouches for the destination rows.
             unsafe {
@@ -115,26 +105,95 @@ impl HeadAttention<'_> {
                     ldo,
                     false,
                     Threads::One,
-                )
-            };
+                );
+                for (qi, sum) in sums.iter().enumerate() {
+                    let inv = 1.0 / sum;
+                    for x in std::slice::from_raw_parts_mut(out.add(qi * ldo), d) {
+                        *x *= inv;
+                    }
+                }
+            }
         })
     }
 }
 
-/// `scores[qi][j] += t[j][qi]` for `scores` `[nq × len]` and `t` `[len × nq]`, by tiles that stay
-/// in L1.
-fn add_transposed(scores: &mut [f32], t: &[f32], nq: usize, len: usize) {
-    for q0 in (0..nq).step_by(TILE) {
-        let q1 = (q0 + TILE).min(nq);
-        for j0 in (0..len).step_by(TILE) {
-            let j1 = (j0 + TILE).min(len);
-            for qi in q0..q1 {
-                let srow = &mut scores[qi * len + j0..qi * len + j1];
-                for (s, j) in srow.iter_mut().zip(j0..j1) {
-                    *s += t[j * nq + qi];
-                }
+/// Queries per block of [`add_p2c`]: the block's score rows stay in L1 while the keys go by.
+const QUERY_BLOCK: usize = 8;
+
+/// `scores[qi][j] += p2c[j][index(qpos[qi], j) - lo]`: each key row of the `p2c` product is read
+/// where the queries of a block use it.
+fn add_p2c(scores: &mut [f32], p2c: &[f32], width: usize, qpos: &[usize], rel: &RelIndex, lo: usize) {
+    let len = p2c.len() / width;
+    for (block, block_pos) in scores.chunks_mut(QUERY_BLOCK * len).zip(qpos.chunks(QUERY_BLOCK)) {
+        for (j, prow) in p2c.chunks_exact(width).enumerate() {
+            for (row, &i) in block.chunks_exact_mut(len).zip(block_pos) {
+                row[j] += prow[rel.index(i, j) - lo];
             }
         }
+    }
+}
+
+dispatch! {
+    /// `row[j] = (row[j] + c2p[index(i, j) - lo]) · scale` for query `i` over all keys `j`; the
+    /// linear band of the index is a reversed contiguous run of `c2p`.
+    pub fn add_c2p_scaled(row: &mut [f32], c2p: &[f32], rel: &RelIndex, i: usize, lo: usize, scale: f32) {
+        let len = row.len();
+        let (band, base) = rel.band_keys(i, len);
+        for j in (0..band.start).chain(band.end..len) {
+            row[j] = (row[j] + c2p[rel.index(i, j) - lo]) * scale;
+        }
+        if !band.is_empty() {
+            // index(i, j) - lo = base + i - j - lo: from `first` at j = band.start, down by one.
+            let first = (base + i as i64 - band.start as i64) as usize - lo;
+            let run = &c2p[first + 1 - band.len()..=first];
+            for (s, c) in row[band].iter_mut().zip(run.iter().rev()) {
+                *s = (*s + c) * scale;
+            }
+        }
+    }
+}
+
+dispatch! {
+    /// `row[j] *= scale`.
+    pub fn scale_row(row: &mut [f32], scale: f32) {
+        for v in row.iter_mut() {
+            *v *= scale;
+        }
+    }
+}
+
+/// Lanes of the reductions below: independent partial results the compiler keeps in one vector.
+const LANES: usize = 8;
+
+dispatch! {
+    /// `row[j] = exp(row[j] - max(row))`; returns the sum. The max and the sum are reduced over
+    /// [`LANES`] partial results in a fixed order, so they vectorize and stay deterministic.
+    pub fn exp_shifted(row: &mut [f32]) -> f32 {
+        let mut lanes = [f32::NEG_INFINITY; LANES];
+        let mut chunks = row.chunks_exact(LANES);
+        for c in &mut chunks {
+            for (v, m) in c.iter().zip(lanes.iter_mut()) {
+                *m = if *v > *m { *v } else { *m };
+            }
+        }
+        let mut max = lanes.iter().fold(f32::NEG_INFINITY, |a, &b| if b > a { b } else { a });
+        for &v in chunks.remainder() {
+            max = if v > max { v } else { max };
+        }
+        let mut sums = [0.0f32; LANES];
+        let mut chunks = row.chunks_exact_mut(LANES);
+        for c in &mut chunks {
+            for (v, s) in c.iter_mut().zip(sums.iter_mut()) {
+                *v = vmath::exp(*v - max);
+                *s += *v;
+            }
+        }
+        let mut sum = sums.iter().sum::<f32>();
+        for v in chunks.into_remainder() {
+            *v = vmath::exp(*v - max);
+            sum += *v;
+        }
+        sum
     }
 }
 
@@ -143,16 +202,42 @@ mod tests {
     use super::*;
 
     #[test]
-    fn transposed_add_covers_every_element() {
-        for (nq, len) in [(1, 1), (3, 40), (17, 33), (40, 40)] {
-            let mut s = vec![0.0; nq * len];
-            let t: Vec<f32> = (0..len * nq).map(|x| x as f32).collect();
-            add_transposed(&mut s, &t, nq, len);
-            for qi in 0..nq {
+    fn p2c_and_c2p_follow_the_index() {
+        for (len, buckets, max_rel, span) in [(40, 8, 64, 8), (300, 256, 512, 256), (9, -1, 4, 4)] {
+            let rel = RelIndex::new(len, buckets, max_rel, span);
+            let lo = rel.index(0, len - 1);
+            let width = rel.index(len - 1, 0) - lo + 1;
+            let qpos: Vec<usize> = (0..len).step_by(3).collect();
+            let p2c: Vec<f32> = (0..len * width).map(|x| (x % 97) as f32).collect();
+            let c2p: Vec<f32> = (0..qpos.len() * width).map(|x| (x % 89) as f32 * 0.5).collect();
+            let mut scores = vec![1.0f32; qpos.len() * len];
+            add_p2c(&mut scores, &p2c, width, &qpos, &rel, lo);
+            for (qi, &i) in qpos.iter().enumerate() {
+                let row = &mut scores[qi * len..(qi + 1) * len];
+                let want: Vec<f32> = (0..len)
+                    .map(|j| {
+                        let idx = rel.index(i, j) - lo;
+                        (row[j] + c2p[qi * width + idx]) * 0.25
+                    })
+                    .collect();
                 for j in 0..len {
-                    assert_eq!(s[qi * len + j], t[j * nq + qi]);
+                    assert_eq!(row[j], 1.0 + p2c[j * width + rel.index(i, j) - lo], "p2c len {len} i {i} j {j}");
                 }
+                add_c2p_scaled(row, &c2p[qi * width..(qi + 1) * width], &rel, i, lo, 0.25);
+                assert_eq!(row, &want[..], "c2p len {len} i {i}");
             }
+        }
+    }
+
+    #[test]
+    fn exp_shifted_is_a_softmax_numerator() {
+        let mut row: Vec<f32> = (0..37).map(|x| (x as f32 * 0.37).sin() * 5.0).collect();
+        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let want: Vec<f32> = row.iter().map(|v| (v - max).exp()).collect();
+        let sum = exp_shifted(&mut row);
+        assert!((sum - want.iter().sum::<f32>()).abs() < 1e-5);
+        for (a, b) in row.iter().zip(&want) {
+            assert!((a - b).abs() < 1e-6);
         }
     }
 }

@@ -68,44 +68,6 @@ dispatch! {
     }
 }
 
-/// Lanes of the reductions below: independent partial results the compiler keeps in one vector.
-const LANES: usize = 8;
-
-dispatch! {
-    /// `row = softmax(row · scale)` in place. The max and the sum are reduced over
-    /// [`LANES`] partial results in a fixed order, so they vectorize and stay deterministic.
-    pub fn softmax_scaled(row: &mut [f32], scale: f32) {
-        let mut lanes = [f32::NEG_INFINITY; LANES];
-        let mut chunks = row.chunks_exact_mut(LANES);
-        for c in &mut chunks {
-            for (v, m) in c.iter_mut().zip(lanes.iter_mut()) {
-                *v *= scale;
-                *m = if *v > *m { *v } else { *m };
-            }
-        }
-        let mut max = lanes.iter().fold(f32::NEG_INFINITY, |a, &b| if b > a { b } else { a });
-        for v in chunks.into_remainder() {
-            *v *= scale;
-            max = if *v > max { *v } else { max };
-        }
-        for v in row.iter_mut() {
-            *v = vmath::exp(*v - max);
-        }
-        let mut sums = [0.0f32; LANES];
-        let mut chunks = row.chunks_exact(LANES);
-        for c in &mut chunks {
-            for (v, s) in c.iter().zip(sums.iter_mut()) {
-                *s += v;
-            }
-        }
-        let sum = sums.iter().sum::<f32>() + chunks.remainder().iter().sum::<f32>();
-        let inv = 1.0 / sum;
-        for v in row.iter_mut() {
-            *v *= inv;
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -128,15 +90,5 @@ mod tests {
         for (a, b) in x.iter().zip(want) {
             assert!((a - b).abs() < 1e-6, "{a} vs {b}");
         }
-    }
-
-    #[test]
-    fn softmax_sums_to_one() {
-        let mut r = vec![1.0, 2.0, 3.0, -1e9];
-        softmax_scaled(&mut r, 0.5);
-        assert!((r.iter().sum::<f32>() - 1.0).abs() < 1e-6);
-        assert_eq!(r[3], 0.0);
-        assert!(r[2] > r[1] && r[1] > r[0]);
-        assert!((r[2] / r[1] - 0.5f32.exp()).abs() < 1e-5);
     }
 }

@@ -28,6 +28,9 @@ pub struct RelIndex {
     /// Row for distance r at position `r + offset`.
     rows: Vec<u32>,
     offset: usize,
+    /// The distances `band.0 ..= band.1` around 0 where the row is linear: `index = band_base + r`.
+    band: (i64, i64),
+    band_base: i64,
 }
 
 impl RelIndex {
@@ -47,8 +50,26 @@ impl RelIndex {
                 };
                 (delta + span as i64).clamp(0, 2 * span as i64 - 1) as u32
             })
-            .collect();
-        RelIndex { rows, offset }
+            .collect::<Vec<u32>>();
+        let at = |r: i64| rows[(r + offset as i64) as usize] as i64;
+        let band_base = at(0);
+        let (mut lo, mut hi) = (0i64, 0i64);
+        while hi < offset as i64 && at(hi + 1) == band_base + hi + 1 {
+            hi += 1;
+        }
+        while lo > -(offset as i64) && at(lo - 1) == band_base + lo - 1 {
+            lo -= 1;
+        }
+        RelIndex { rows, offset, band: (lo, hi), band_base }
+    }
+
+    /// The keys `j` (a range within `0..len`) that query `i` sees through the linear band, where
+    /// `index(i, j) = base + i - j`; returns the range and `base`.
+    #[inline]
+    pub fn band_keys(&self, i: usize, len: usize) -> (std::ops::Range<usize>, i64) {
+        let start = (i as i64 - self.band.1).clamp(0, len as i64) as usize;
+        let end = (i as i64 - self.band.0 + 1).clamp(start as i64, len as i64) as usize;
+        (start..end, self.band_base)
     }
 
     /// Longest sequence this table covers.
@@ -128,6 +149,25 @@ mod tests {
         assert_eq!(t.index(0, 99), 0);
         let row: Vec<usize> = t.row(5, 10).collect();
         assert_eq!(row, (0..10).map(|j| t.index(5, j)).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn band_keys_are_where_the_index_is_linear() {
+        for (len, buckets, max_rel, span) in
+            [(600, 256, 512, 256), (100, 8, 64, 8), (40, -1, 16, 16), (5, 256, 512, 256)]
+        {
+            let t = RelIndex::new(len, buckets, max_rel, span);
+            for i in 0..len {
+                let (keys, base) = t.band_keys(i, len);
+                for j in 0..len {
+                    let linear = t.index(i, j) as i64 == base + i as i64 - j as i64;
+                    if keys.contains(&j) {
+                        assert!(linear, "len {len} i {i} j {j}");
+                    }
+                }
+                assert!(keys.contains(&i));
+            }
+        }
     }
 
     #[test]

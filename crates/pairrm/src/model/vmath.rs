@@ -58,18 +58,19 @@ pub fn gelu(x: f32) -> f32 {
     0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2))
 }
 
-/// Defines `pub fn $name($args)` that runs `$body` compiled for AVX2+FMA when the CPU has them,
-/// and for the baseline target otherwise. Both compile the same code; only the vector width differs.
+/// Defines `pub fn $name($args) -> $ret` that runs `$body` compiled for AVX2+FMA when the CPU has
+/// them, and for the baseline target otherwise. Both compile the same code; only the vector width
+/// differs.
 macro_rules! dispatch {
-    ($(#[$meta:meta])* pub fn $name:ident($($arg:ident: $ty:ty),*) $body:block) => {
+    ($(#[$meta:meta])* pub fn $name:ident($($arg:ident: $ty:ty),*) $(-> $ret:ty)? $body:block) => {
         $(#[$meta])*
-        pub fn $name($($arg: $ty),*) {
+        pub fn $name($($arg: $ty),*) $(-> $ret)? {
             #[inline(always)]
-            fn body($($arg: $ty),*) $body
+            fn body($($arg: $ty),*) $(-> $ret)? $body
             #[cfg(target_arch = "x86_64")]
             {
                 #[target_feature(enable = "avx2,fma")]
-                unsafe fn avx2($($arg: $ty),*) {
+                unsafe fn avx2($($arg: $ty),*) $(-> $ret)? {
                     body($($arg),*)
                 }
                 if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
