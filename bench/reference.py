@@ -77,8 +77,8 @@ def main():
     for workload, rows in items.items():
         run(blender, workload, rows[:1], 1)  # warm-up
         results = {}
-        for bs in args.batch_sizes.split(","):
-            size = DEFAULT_BATCH[workload] if bs == "default" else int(bs)
+        sizes = sorted({DEFAULT_BATCH[workload] if bs == "default" else int(bs) for bs in args.batch_sizes.split(",")})
+        for size in sizes:
             t = time.time()
             passes = run(blender, workload, rows, size)
             seconds = time.time() - t

@@ -167,20 +167,22 @@ fn results_do_not_depend_on_batching_order_or_threads() {
         engine.logits(pairs).into_iter().map(|r| r.unwrap().to_bits()).collect()
     };
     let model = fixture("tiny-original");
-    let one = |threads, max_batch_tokens| {
-        Engine::load(&model, &OpenOptions::default(), EngineOptions { threads, max_batch_tokens, ..Default::default() })
-            .unwrap()
-    };
-    let base = one(1, 1);
-    let alone: Vec<u32> = pairs.iter().flat_map(|p| bits(&base, std::slice::from_ref(p))).collect();
-    for (threads, budget) in [(1, 100_000), (2, 100_000), (2, 150), (3, 61), (2, 1)] {
-        let engine = one(threads, budget);
-        assert_eq!(bits(&engine, &pairs), alone, "threads {threads}, batch budget {budget}");
-        let mut reversed = pairs.clone();
-        reversed.reverse();
-        let mut got = bits(&engine, &reversed);
-        got.reverse();
-        assert_eq!(got, alone, "reversed order, threads {threads}, batch budget {budget}");
+    for dtype in [pairrm::model::WeightDtype::F32, pairrm::model::WeightDtype::F16] {
+        let one = |threads, max_batch_tokens| {
+            let options = EngineOptions { threads, max_batch_tokens, dtype };
+            Engine::load(&model, &OpenOptions::default(), options).unwrap()
+        };
+        let base = one(1, 1);
+        let alone: Vec<u32> = pairs.iter().flat_map(|p| bits(&base, std::slice::from_ref(p))).collect();
+        for (threads, budget) in [(1, 100_000), (2, 100_000), (2, 150), (3, 61), (2, 1)] {
+            let engine = one(threads, budget);
+            assert_eq!(bits(&engine, &pairs), alone, "{dtype}: threads {threads}, batch budget {budget}");
+            let mut reversed = pairs.clone();
+            reversed.reverse();
+            let mut got = bits(&engine, &reversed);
+            got.reverse();
+            assert_eq!(got, alone, "{dtype}: reversed order, threads {threads}, batch budget {budget}");
+        }
     }
 }
 

@@ -144,9 +144,29 @@ pub unsafe fn matmul_raw(
 /// `dst[m×n] = x[m×k] · Wᵀ` for a torch `Linear` weight `w` of shape `[n, k]` (row-major), `x`
 /// and `dst` row-major and contiguous. Row `r` of the result depends only on row `r` of `x`.
 pub fn linear(m: usize, n: usize, k: usize, x: &[f32], w: &[f32], dst: &mut [f32], threads: Threads) {
+    assert_eq!(dst.len(), m * n, "linear: output size");
+    // SAFETY: `dst` holds exactly the m×n destination and is uniquely borrowed.
+    unsafe { linear_into(m, n, k, x, w, dst.as_mut_ptr(), n, threads) }
+}
+
+/// [`linear`] into a strided destination: row `r`, column `c` at `dst + r·ldd + c`.
+///
+/// # Safety
+/// As [`matmul_raw`]: the `m` rows of `n` elements at `dst` with row stride `ldd` must lie in one
+/// allocation that nothing else accesses during the call.
+#[allow(clippy::too_many_arguments)] // a GEMM call: operands, shapes and the destination's layout
+pub unsafe fn linear_into(
+    m: usize,
+    n: usize,
+    k: usize,
+    x: &[f32],
+    w: &[f32],
+    dst: *mut f32,
+    ldd: usize,
+    threads: Threads,
+) {
     assert_eq!(x.len(), m * k, "linear: input size");
     assert_eq!(w.len(), n * k, "linear: weight size");
-    assert_eq!(dst.len(), m * n, "linear: output size");
     if m == 0 {
         return;
     }
@@ -155,19 +175,36 @@ pub fn linear(m: usize, n: usize, k: usize, x: &[f32], w: &[f32], dst: &mut [f32
         let mut xp = vec![0.0f32; min_rows * k];
         xp[..m * k].copy_from_slice(x);
         let mut dp = vec![0.0f32; min_rows * n];
-        linear_general(min_rows, n, k, &xp, w, &mut dp, threads);
-        dst.copy_from_slice(&dp[..m * n]);
+        // SAFETY: `dp` is a contiguous min_rows×n destination owned here.
+        unsafe { linear_general(min_rows, n, k, &xp, w, dp.as_mut_ptr(), n, threads) };
+        for (r, row) in dp.chunks_exact(n).take(m).enumerate() {
+            // SAFETY: row r of the destination the caller vouches for.
+            unsafe { std::ptr::copy_nonoverlapping(row.as_ptr(), dst.add(r * ldd), n) };
+        }
     } else {
-        linear_general(m, n, k, x, w, dst, threads);
+        // SAFETY: the caller vouches for the destination.
+        unsafe { linear_general(m, n, k, x, w, dst, ldd, threads) };
     }
 }
 
-fn linear_general(m: usize, n: usize, k: usize, x: &[f32], w: &[f32], dst: &mut [f32], threads: Threads) {
+#[allow(clippy::too_many_arguments)]
+unsafe fn linear_general(
+    m: usize,
+    n: usize,
+    k: usize,
+    x: &[f32],
+    w: &[f32],
+    dst: *mut f32,
+    ldd: usize,
+    threads: Threads,
+) {
     let chunk = if n <= 64 && k > MAX_UNSPLIT_DEPTH { MAX_UNSPLIT_DEPTH } else { k };
     let mut start = 0;
     while start < k {
         let depth = chunk.min(k - start);
-        matmul(m, n, depth, View::rows(&x[start..], k), View::transposed(&w[start..], k), dst, n, start > 0, threads);
+        let (a, b) = (View::rows(&x[start..], k), View::transposed(&w[start..], k));
+        // SAFETY: the destination is the caller's to vouch for.
+        unsafe { matmul_raw(m, n, depth, a, b, dst, ldd, start > 0, threads) };
         start += depth;
     }
 }

@@ -6,7 +6,9 @@ use half::slice::HalfFloatSliceExt;
 use half::{bf16, f16};
 use rayon::prelude::*;
 
-use super::gemm::{linear, Threads};
+use std::cell::RefCell;
+
+use super::gemm::{linear, linear_into, Threads};
 use crate::checkpoint::Tensor;
 use crate::checkpoint::Weights;
 use crate::error::{Error, Result};
@@ -46,8 +48,27 @@ impl std::fmt::Display for WeightDtype {
     }
 }
 
-/// Weight rows converted per block in the bf16 product.
+/// Weight rows widened per block in the 16-bit product.
 const BLOCK_ROWS: usize = 256;
+
+thread_local! {
+    /// A block of weight rows widened to f32.
+    static WIDE: RefCell<Vec<f32>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The destination of the 16-bit product, written by the blocks in disjoint columns.
+struct SharedOut(*mut f32);
+
+impl SharedOut {
+    /// The address of column `c` of row 0.
+    fn at(&self, c: usize) -> *mut f32 {
+        // SAFETY: callers keep `c` within the first row.
+        unsafe { self.0.add(c) }
+    }
+}
+
+// SAFETY: the blocks sharing it write disjoint columns (see `Matrix::product`).
+unsafe impl Sync for SharedOut {}
 
 /// A weight matrix `[rows, cols]`, row-major (a torch `Linear` weight or an embedding table).
 pub(crate) enum Matrix {
@@ -162,26 +183,23 @@ impl Matrix {
             Matrix::F32(t) => linear(m, n, k, x, t, out, Threads::Pool),
             Matrix::Owned(v) => linear(m, n, k, x, v, out, Threads::Pool),
             Matrix::Half(v) => {
-                // Blocks of weight rows, widened to f32 and multiplied on their own; each block
-                // is computed the same way whatever thread takes it.
-                let blocks: Vec<(usize, Vec<f32>)> = (0..n.div_ceil(BLOCK_ROWS))
-                    .into_par_iter()
-                    .map(|b| {
-                        let r0 = b * BLOCK_ROWS;
-                        let rows = BLOCK_ROWS.min(n - r0);
-                        let mut wide = vec![0.0f32; rows * k];
+                // Blocks of weight rows, widened to f32 (in per-thread scratch) and multiplied
+                // straight into their columns of `out`; each block is computed the same way
+                // whatever thread takes it.
+                assert_eq!(out.len(), m * n, "product: output size");
+                let out = SharedOut(out.as_mut_ptr());
+                (0..n.div_ceil(BLOCK_ROWS)).into_par_iter().for_each(|b| {
+                    let r0 = b * BLOCK_ROWS;
+                    let rows = BLOCK_ROWS.min(n - r0);
+                    WIDE.with(|cell| {
+                        let mut wide = cell.borrow_mut();
+                        wide.resize(rows * k, 0.0);
                         v.widen(r0 * k, &mut wide);
-                        let mut part = vec![0.0f32; m * rows];
-                        linear(m, rows, k, x, &wide, &mut part, Threads::One);
-                        (r0, part)
-                    })
-                    .collect();
-                for (r0, part) in blocks {
-                    let rows = part.len() / m.max(1);
-                    for (dst, src) in out.chunks_exact_mut(n).zip(part.chunks_exact(rows)) {
-                        dst[r0..r0 + rows].copy_from_slice(src);
-                    }
-                }
+                        // SAFETY: block b writes columns r0..r0+rows of every row of `out` (row
+                        // stride n), which no other block touches; `out` outlives the loop.
+                        unsafe { linear_into(m, rows, k, x, &wide, out.at(r0), n, Threads::One) };
+                    });
+                });
             }
         }
     }
