@@ -1,11 +1,12 @@
-"""Hub models: where the Hugging Face cache is, and downloading what it lacks (optional, through
-``huggingface_hub``, as llm_blender does)."""
+"""Hub models: downloading what the Hugging Face cache lacks, through ``huggingface_hub`` when it is
+installed (as llm_blender does, with the user's own hub configuration), else with pairrm's built-in
+downloader."""
 
 from __future__ import annotations
 
 import logging
 import os
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Union
 
 __all__ = ["downloader", "download"]
 
@@ -14,15 +15,17 @@ logger = logging.getLogger("pairrm")
 _TRUE = {"1", "true", "yes", "on"}
 
 
-def downloader() -> Optional[Callable[..., None]]:
-    """:func:`download` when ``huggingface_hub`` is installed and ``HF_HUB_OFFLINE`` is not set,
-    else ``None`` (models must then be in the cache already)."""
+def downloader() -> Union[Callable[..., None], bool]:
+    """What fetches the files a hub model lacks in the cache, as the engine takes it:
+    ``False`` when ``HF_HUB_OFFLINE`` is set (the cache alone), :func:`download` when
+    ``huggingface_hub`` is installed, else ``True`` (the engine's built-in downloader, which reads
+    the same ``HF_*`` variables and writes the same cache layout)."""
     if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in _TRUE:
-        return None
+        return False
     try:
         import huggingface_hub  # noqa: F401
     except ImportError:
-        return None
+        return True
     return download
 
 

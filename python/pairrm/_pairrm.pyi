@@ -39,21 +39,28 @@ class Engine:
         *,
         revision: Optional[str] = None,
         cache_dir: Optional[Union[str, PathLike[str]]] = None,
-        download: Optional[Downloader] = None,
+        download: Union[Downloader, bool, None] = None,
         source_max_length: Optional[int] = None,
         candidate_max_length: Optional[int] = None,
         threads: int = 0,
         max_batch_tokens: Optional[int] = None,
+        dtype: str = "f32",
     ) -> None:
         """Loads ``model``: a local checkpoint directory (either layout) or a hub id in the
-        Hugging Face cache (``cache_dir``, else the environment's); files missing from the cache
-        are asked of ``download`` when given. ``threads=0``: one per core."""
+        Hugging Face cache (``cache_dir``, else the environment's). Files missing from the cache
+        are fetched by ``download``: a callable that puts them there, ``True`` for the built-in
+        downloader (``HF_ENDPOINT``, ``HF_TOKEN``, ``HF_HUB_OFFLINE`` honoured), ``None`` or
+        ``False`` for none. ``threads=0``: one per core. ``dtype``: weight storage, ``"f32"``
+        (exact), ``"f16"`` or ``"bf16"`` (arithmetic stays f32)."""
     @property
     def model_id(self) -> str:
         """The model as it was named when loaded."""
     @property
     def layout(self) -> str:
         """``"original"`` (LLM-Blender's layout) or ``"hf"`` (PairRM-hf)."""
+    @property
+    def dtype(self) -> str:
+        """The weights' storage: ``"f32"``, ``"f16"`` or ``"bf16"``."""
     @property
     def threads(self) -> int:
         """Threads of the engine's pool."""

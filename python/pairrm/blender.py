@@ -21,7 +21,16 @@ logger = logging.getLogger("pairrm")
 T = TypeVar("T")
 
 #: ``loadranker`` keyword arguments (beyond ``ranker_path`` and ``device``).
-_LOAD_OPTIONS = ("cache_dir", "revision", "source_maxlength", "candidate_maxlength", "threads", "max_batch_tokens", "download")
+_LOAD_OPTIONS = (
+    "cache_dir",
+    "revision",
+    "source_maxlength",
+    "candidate_maxlength",
+    "threads",
+    "max_batch_tokens",
+    "dtype",
+    "download",
+)
 #: ``rank`` / ``rank_with_ref`` keyword arguments the reference accepts.
 _RANK_OPTIONS = ("source_max_length", "candidate_max_length")
 _SAMPLING_MODES = ("top_k_sampling", "top_p_sampling", None)
@@ -71,8 +80,9 @@ class Blender:
                 ``llm-blender/PairRM``, or the PairRM-hf layout), or a hub id such as
                 ``"llm-blender/PairRM"`` looked up in the Hugging Face cache. A directory
                 ``<cache_dir>/<ranker_path>`` as llm_blender downloads it is used too. Missing hub
-                files are downloaded when ``huggingface_hub`` is installed (``pip install
-                pairrm[hub]``) and ``HF_HUB_OFFLINE`` is not set.
+                files are downloaded (unless ``HF_HUB_OFFLINE`` is set): with ``huggingface_hub``
+                when it is installed, else with pairrm's built-in downloader (same cache layout,
+                same ``HF_*`` variables).
             device: accepted for compatibility: ``None`` or ``"cpu"``. pairrm runs on the CPU;
                 any other device is ignored with a warning.
             **kwargs: ``cache_dir`` (the hub cache; default: ``HF_HUB_CACHE``, ``HF_HOME/hub`` or
@@ -80,7 +90,9 @@ class Blender:
                 ``source_maxlength`` / ``candidate_maxlength`` (token limits, default: the
                 checkpoint's), ``threads`` (engine threads; default or 0: one per core — use 1 or 2
                 per worker when several processes share a machine), ``max_batch_tokens`` (the
-                engine's batch budget), ``download`` (False: never download).
+                engine's batch budget), ``dtype`` (weight storage: ``"f32"``, exact, the default;
+                ``"f16"``: about 0.6x the memory, logits within 1e-2; ``"bf16"``), ``download``
+                (False: never download).
 
         Raises:
             TypeError: an unknown keyword argument.
@@ -115,11 +127,12 @@ class Blender:
             path,
             revision=kwargs.get("revision"),
             cache_dir=cache_dir,
-            download=_hub.downloader() if kwargs.get("download", True) else None,
+            download=_hub.downloader() if kwargs.get("download", True) else False,
             source_max_length=sizes.get("source_maxlength"),
             candidate_max_length=sizes.get("candidate_maxlength"),
             threads=0 if threads is None else _validate.non_negative_int(threads, "threads"),
             max_batch_tokens=sizes.get("max_batch_tokens"),
+            dtype=kwargs.get("dtype", "f32"),
         )
         self._engine, self._pid = engine, os.getpid()
         logger.info("pairrm: loaded ranker %s (%s layout, %d threads)", path, engine.layout, engine.threads)

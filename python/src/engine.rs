@@ -4,14 +4,16 @@ use std::path::PathBuf;
 
 use pairrm::checkpoint::{Checkpoint, Layout, OpenOptions};
 use pairrm::judge::{self, CompareMode, RankWithRefRequest, Reference, SelectMethod, Target};
+use pairrm::model::WeightDtype;
 use pairrm::{Engine, EngineOptions};
-use pyo3::exceptions::PyValueError;
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
+use pyo3::types::PyBool;
 
 use crate::call;
 use crate::errors::{collect, to_py};
 use crate::requests::{compare_requests, conversation_pairs, matrix_passes, rank_requests, Conversation};
-use crate::source::FetchingSource;
+use crate::source::{Fetcher, FetchingSource};
 
 /// Scores and ranks per request.
 type Ranked = (Vec<Vec<f32>>, Vec<Vec<usize>>);
@@ -34,12 +36,15 @@ fn parse<T: std::str::FromStr<Err = pairrm::Error>>(py: Python<'_>, s: &str) -> 
 impl PyEngine {
     /// Loads `model`: a local checkpoint directory (either layout) or a hub id such as
     /// `llm-blender/PairRM`, read from the Hugging Face cache (`cache_dir`, else `HF_HUB_CACHE`,
-    /// `HF_HOME/hub` or `~/.cache/huggingface/hub`). Files missing from the cache are asked of
-    /// `download(repo, revision, cache_dir, required, one_of, optional)` when it is given.
+    /// `HF_HOME/hub` or `~/.cache/huggingface/hub`). Files missing from the cache are fetched
+    /// by `download`: a callable `download(repo, revision, cache_dir, required, one_of, optional)`
+    /// that puts them in the cache, `True` for the built-in downloader (the environment's
+    /// `HF_ENDPOINT`, `HF_TOKEN`, `HF_HUB_OFFLINE`, ...), or `None`/`False` for none. `dtype`:
+    /// the weights' storage, `f32` (exact), `f16` or `bf16`.
     #[new]
     #[pyo3(signature = (
         model, *, revision=None, cache_dir=None, download=None, source_max_length=None,
-        candidate_max_length=None, threads=0, max_batch_tokens=None
+        candidate_max_length=None, threads=0, max_batch_tokens=None, dtype="f32"
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -47,21 +52,40 @@ impl PyEngine {
         model: String,
         revision: Option<String>,
         cache_dir: Option<PathBuf>,
-        download: Option<Py<PyAny>>,
+        download: Option<Bound<'_, PyAny>>,
         source_max_length: Option<usize>,
         candidate_max_length: Option<usize>,
         threads: usize,
         max_batch_tokens: Option<usize>,
+        dtype: &str,
     ) -> PyResult<Self> {
         let open = OpenOptions { revision, source_max_length, candidate_max_length };
-        let mut options = EngineOptions { threads, ..Default::default() };
+        let dtype: WeightDtype = dtype.parse().map_err(|e: String| PyValueError::new_err(format!("dtype: {e}")))?;
+        let mut options = EngineOptions { threads, dtype, ..Default::default() };
         if let Some(tokens) = max_batch_tokens {
             if tokens == 0 {
                 return Err(PyValueError::new_err("max_batch_tokens must be at least 1"));
             }
             options.max_batch_tokens = tokens;
         }
-        let source = FetchingSource::new(cache_dir, download);
+        let fetcher = match download {
+            None => Fetcher::Never,
+            Some(d) if d.is_instance_of::<PyBool>() => {
+                if d.is_truthy()? {
+                    Fetcher::Builtin
+                } else {
+                    Fetcher::Never
+                }
+            }
+            Some(d) if d.is_callable() => Fetcher::Python(d.unbind()),
+            Some(d) => {
+                return Err(PyTypeError::new_err(format!(
+                    "download must be a callable, True, False or None, not {}",
+                    d.get_type().name()?
+                )))
+            }
+        };
+        let source = FetchingSource::new(cache_dir, fetcher);
         let loaded = py
             .detach(|| Checkpoint::open_with(&model, &open, &source).and_then(|c| Engine::from_checkpoint(c, options)));
         match loaded {
@@ -83,6 +107,12 @@ impl PyEngine {
             Layout::Original => "original",
             Layout::Hf => "hf",
         }
+    }
+
+    /// The weights' storage: `"f32"`, `"f16"` or `"bf16"`.
+    #[getter]
+    fn dtype(&self) -> String {
+        self.engine.dtype().to_string()
     }
 
     /// Threads of the engine's pool.

@@ -208,3 +208,16 @@ def test_engine_properties(blender: pairrm.Blender) -> None:
     assert limited.rank(["q"], [["a", "b"]], source_max_length=10, candidate_max_length=None).shape == (1, 2)
     assert load("tiny-hf").engine.layout == "hf"
     assert pairrm.__version__
+
+
+def test_half_precision_weights() -> None:
+    exact = load()
+    assert exact.engine.dtype == "f32"
+    half = load(dtype="f16")
+    assert half.engine.dtype == "f16"
+    args = (["What is 2+2?", "Name a colour"], ["4", "red"], ["five", "the sky"])
+    got = half.compare(*args, return_logits=True)
+    want = exact.compare(*args, return_logits=True)
+    assert np.max(np.abs(got - want)) <= 1e-2  # the tolerance the Rust tests assert on all fixtures
+    with pytest.raises(ValueError, match="dtype"):
+        load(dtype="int8")

@@ -3,7 +3,10 @@ lacks through huggingface_hub (a stand-in module here: the tests never touch the
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 from typing import Any
@@ -11,7 +14,7 @@ from typing import Any
 import pytest
 
 import pairrm
-from conftest import MODELS, load, make_hub_cache
+from conftest import MODELS, REPO, load, make_hub_cache
 
 TINY_HF = MODELS / "tiny-hf"
 HF_FILES = ["config.json", "model.safetensors", "special_tokens_map.json", "tokenizer.json", "tokenizer_config.json"]
@@ -118,3 +121,53 @@ def test_download_errors_and_offline_mode(tmp_path: Path, fake_hub: Any, monkeyp
     monkeypatch.setenv("FAKE_HUB_SOURCE", str(tmp_path / "empty"))
     with pytest.raises(Exception, match="config.json"):  # the file does not exist in the repo
         pairrm.Blender().loadranker("test/tiny-hf", cache_dir=str(tmp_path / "c3"))
+
+
+@pytest.fixture
+def fake_hub_server(tmp_path: Path) -> Any:
+    """The repo's `fake-hub` binary (a loopback server with the hub's URL layout) serving
+    ``test/tiny-hf``; yields its URL."""
+    binary = Path(os.environ.get("PAIRRM_CLI", str(REPO / "target" / "debug" / "pairrm"))).parent / "fake-hub"
+    if not os.access(binary, os.X_OK):
+        pytest.skip("the fake-hub binary is not built: run `cargo build -p fake-hub` (scripts/test.sh does)")
+    server = subprocess.Popen(
+        [str(binary), "--repo", f"test/tiny-hf={TINY_HF}"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    try:
+        assert server.stdout is not None
+        yield server.stdout.readline().strip()
+    finally:
+        server.kill()
+        server.wait()
+
+
+def test_without_huggingface_hub_the_builtin_downloader_fetches(
+    tmp_path: Path, fake_hub_server: str, monkeypatch: Any, capfd: Any
+) -> None:
+    monkeypatch.setitem(sys.modules, "huggingface_hub", None)  # `import huggingface_hub` fails
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", fake_hub_server)
+    cache = tmp_path / "cache"
+    blender = pairrm.Blender(use_tqdm=False)
+    blender.loadranker("test/tiny-hf", cache_dir=str(cache))
+    assert blender.rank(["q"], [["a", "bb", "ccc"]], return_scores=True).tobytes() == reference_scores().tobytes()
+    assert "downloading test/tiny-hf/model.safetensors" in capfd.readouterr().err
+    # The huggingface_hub cache layout: refs/main names the snapshot, files are links to blobs.
+    repo = cache / "models--test--tiny-hf"
+    commit = (repo / "refs" / "main").read_text().strip()
+    assert (repo / "snapshots" / commit / "model.safetensors").is_file()
+    assert any((repo / "blobs").iterdir())
+    # Second time: from the cache, even with the hub gone.
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    again = pairrm.Blender(use_tqdm=False)
+    again.loadranker("test/tiny-hf", cache_dir=str(cache))
+    assert again.engine.model_id == "test/tiny-hf"
+    # A repo the hub does not have: a clear error naming it.
+    monkeypatch.setenv("HF_ENDPOINT", fake_hub_server)
+    with pytest.raises(Exception, match="test/absent"):
+        pairrm.Blender().loadranker("test/absent", cache_dir=str(cache))
+
+
+def test_download_argument_is_checked() -> None:
+    with pytest.raises(TypeError, match="download must be"):
+        pairrm.Engine(str(TINY_HF), download="yes")  # type: ignore[arg-type]
