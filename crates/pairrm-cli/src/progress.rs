@@ -5,6 +5,21 @@ use std::sync::Arc;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use pairrm::CallOptions;
 
+/// A bar on stderr counting `unit` (items, rate, ETA; redrawn 4 times a second) for `total`
+/// items (0 until told when unknown). Hidden when `disabled`; indicatif also hides it when stderr
+/// is not a terminal.
+pub fn stderr_bar(total: Option<usize>, disabled: bool, unit: &str) -> ProgressBar {
+    if disabled {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(total.unwrap_or(0) as u64), ProgressDrawTarget::stderr_with_hz(4));
+    let template = format!(
+        "{{spinner}} [{{elapsed_precise}}] {{wide_bar}} {{pos}}/{{len}} {unit} ({{per_sec}}, ETA {{eta}}) {{msg}}"
+    );
+    bar.set_style(ProgressStyle::with_template(&template).expect("valid template"));
+    bar
+}
+
 /// Progress of a command: passes done out of passes planned, and lines written.
 pub struct Progress {
     bar: ProgressBar,
@@ -16,17 +31,7 @@ impl Progress {
     /// A bar for `total` passes (unknown when reading stdin: it grows as lines are read). Hidden
     /// when `disabled` or when stderr is not a terminal.
     pub fn new(total: Option<usize>, disabled: bool) -> Self {
-        let bar = if disabled { ProgressBar::hidden() } else { ProgressBar::new(total.unwrap_or(0) as u64) };
-        if !disabled {
-            bar.set_draw_target(ProgressDrawTarget::stderr_with_hz(4));
-            bar.set_style(
-                ProgressStyle::with_template(
-                    "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} passes ({per_sec}, ETA {eta}) {msg}",
-                )
-                .expect("valid template"),
-            );
-        }
-        Progress { bar, known_total: total.is_some() }
+        Progress { bar: stderr_bar(total, disabled, "passes"), known_total: total.is_some() }
     }
 
     /// Adds `passes` to the plan when the total was not known up front.

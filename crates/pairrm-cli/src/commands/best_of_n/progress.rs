@@ -3,7 +3,9 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::ProgressBar;
+
+use crate::progress::stderr_bar;
 
 /// Progress shared by the stages.
 pub struct Progress {
@@ -18,18 +20,8 @@ impl Progress {
     /// A bar for `total` lines (unknown when reading stdin: it grows as lines are read). Hidden
     /// when `disabled` or when stderr is not a terminal.
     pub fn new(total: Option<usize>, disabled: bool) -> Self {
-        let bar = if disabled { ProgressBar::hidden() } else { ProgressBar::new(total.unwrap_or(0) as u64) };
-        if !disabled {
-            bar.set_draw_target(ProgressDrawTarget::stderr_with_hz(4));
-            bar.set_style(
-                ProgressStyle::with_template(
-                    "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} lines ({per_sec}, ETA {eta}) {msg}",
-                )
-                .expect("valid template"),
-            );
-        }
         Progress {
-            bar,
+            bar: stderr_bar(total, disabled, "lines"),
             known_total: total.is_some(),
             samples: AtomicU64::new(0),
             requests: AtomicU64::new(0),
