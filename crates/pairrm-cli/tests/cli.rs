@@ -290,3 +290,53 @@ fn a_model_that_does_not_load_exits_2_with_the_reason() {
     assert!(err.contains("config.json"), "{err}");
     assert!(out.stdout.is_empty());
 }
+
+#[test]
+fn bench_reports_every_workload_and_the_gemm_rates() {
+    let out = pairrm(&["bench", "--model", &model("tiny-original"), "--passes", "2", "--json"], "", &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).expect("one JSON report on stdout");
+    let workloads = report["workloads"].as_array().unwrap();
+    let names: Vec<&str> = workloads.iter().map(|w| w["workload"].as_str().unwrap()).collect();
+    assert_eq!(names, ["uniform", "mixed", "rank4", "best16"]);
+    for w in workloads {
+        assert!(w["passes"].as_u64().unwrap() >= 2, "{w}");
+        assert!(w["passes_per_second"].as_f64().unwrap() > 0.0, "{w}");
+        assert!(w["executed_gflop"].as_f64().unwrap() <= w["nominal_gflop"].as_f64().unwrap(), "{w}");
+    }
+    let (peak, sustained) =
+        (report["gemm_peak_gflops"].as_f64().unwrap(), report["gemm_sustained_gflops"].as_f64().unwrap());
+    assert!(sustained > 0.0 && sustained <= peak, "peak {peak}, sustained {sustained}");
+    assert!(report["f32_weight_bytes"].as_u64().unwrap() > 0 && report["peak_rss_bytes"].as_u64().unwrap() > 0);
+
+    // --write-workload: the same items as JSON lines for bench/reference.py, and nothing run.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("work.jsonl");
+    let out = pairrm(
+        &["bench", "--model", &model("tiny-original"), "--workload", "rank4", "--passes", "24", "--write-workload"],
+        "",
+        &[],
+    );
+    assert!(!out.status.success(), "--write-workload needs a file");
+    let out = pairrm(
+        &[
+            "bench",
+            "--model",
+            &model("tiny-original"),
+            "--workload",
+            "rank4",
+            "--passes",
+            "24",
+            "--write-workload",
+            file.to_str().unwrap(),
+        ],
+        "",
+        &[],
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(out.stdout.is_empty());
+    let items: Vec<Value> =
+        std::fs::read_to_string(&file).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(items.len(), 2, "24 passes of rank4 = 2 items of 4 candidates");
+    assert!(items.iter().all(|i| i["candidates"].as_array().unwrap().len() == 4));
+}
