@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use super::evaluator::{BadRow, EvalReport};
-use super::stats::Estimate;
+use super::stats::{Bootstrap, Estimate};
 use super::summary::{MetricInfo, Row, Summary};
 use super::winrate::{LengthStats, WinrateReport};
 
@@ -98,6 +98,19 @@ fn bad_rows_text(bad: &[BadRow]) -> String {
     out
 }
 
+/// The line that says how the confidence intervals were made (none when bootstrapping is off).
+fn bootstrap_line(out: &mut String, b: &Bootstrap) {
+    if b.resamples > 0 {
+        let _ = writeln!(
+            out,
+            "intervals: {:.0}% percentile bootstrap, {} resamples, seed {}",
+            100.0 * b.confidence,
+            b.resamples,
+            b.seed
+        );
+    }
+}
+
 fn percent(v: Option<f64>) -> String {
     v.map_or_else(|| "-".into(), |v| format!("{:.1}%", 100.0 * v))
 }
@@ -117,16 +130,7 @@ pub fn eval_text(r: &EvalReport) -> String {
         if o.conversation { ", pairs as conversations" } else { "" }
     );
     let _ = writeln!(out, "labels: a {}, b {}, tie {}", r.labels.a, r.labels.b, r.labels.tie);
-    let b = &o.bootstrap;
-    if b.resamples > 0 {
-        let _ = writeln!(
-            out,
-            "intervals: {:.0}% percentile bootstrap, {} resamples, seed {}",
-            100.0 * b.confidence,
-            b.resamples,
-            b.seed
-        );
-    }
+    bootstrap_line(&mut out, &o.bootstrap);
     for m in &r.summary.metrics {
         let _ = writeln!(out, "  {}: {}", m.title, m.description);
     }
@@ -185,16 +189,7 @@ pub fn winrate_text(r: &WinrateReport) -> String {
         r.ties,
         r.identical
     );
-    let b = &r.options.bootstrap;
-    if b.resamples > 0 {
-        let _ = writeln!(
-            out,
-            "intervals: {:.0}% percentile bootstrap, {} resamples, seed {}",
-            100.0 * b.confidence,
-            b.resamples,
-            b.seed
-        );
-    }
+    bootstrap_line(&mut out, &r.options.bootstrap);
     if !r.summary.tables.is_empty() {
         out.push('\n');
         out.push_str(&summary_tables(&r.summary));
