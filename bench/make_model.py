@@ -4,8 +4,8 @@
     python bench/make_model.py OUT_DIR [--layers 24] [--seed 0]
 
 OUT_DIR/pairrm/    LLM-Blender layout: config.json (model_name "../backbone"), model.safetensors (f32)
-OUT_DIR/backbone/  DeBERTa-v3-large config.json, tokenizer_config.json, the real spm.model (from
-                   PAIRRM_SHARED_DIR or ../shared) and random backbone weights: the reference's
+OUT_DIR/backbone/  DeBERTa-v3-large config.json, tokenizer_config.json, the real spm.model (the
+                   committed test fixture) and random backbone weights: the reference's
                    AutoModel.from_pretrained needs some; the PairRM checkpoint overrides all of them.
 Needs torch and transformers (the reference venv). About 3.5 GB on disk at 24 layers.
 """
@@ -26,11 +26,8 @@ def main():
     p.add_argument("out", type=Path)
     p.add_argument("--layers", type=int, default=24)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--shared", type=Path, default=Path(os.environ.get("PAIRRM_SHARED_DIR", REPO.parent / "shared")))
     args = p.parse_args()
-    spm = args.shared / "tokenizers" / "deberta-v3" / "spm.model"
-    if not spm.exists():
-        sys.exit(f"{spm} not found: set PAIRRM_SHARED_DIR")
+    spm = REPO / "tests" / "fixtures" / "tokenizer" / "deberta-v3" / "spm.model"
     import torch
     from transformers import DebertaV2Model
 

@@ -35,7 +35,7 @@ Python-side checks (results recorded in meta.checks, also printed):
 
 Rerun (from the repository root; needs transformers 4.46.3, tokenizers, sentencepiece, protobuf):
     /work/refvenv/bin/python tools/gen_tokenizer_goldens.py
-spm.model is read from $PAIRRM_SHARED_DIR/tokenizers/deberta-v3/spm.model (default: <repo>/../shared);
+spm.model is read from tests/fixtures/tokenizer/deberta-v3/spm.model (committed, MIT);
 it is never copied into the repository.
 """
 
@@ -58,8 +58,7 @@ from transformers import AutoTokenizer, DebertaV2Tokenizer  # noqa: E402
 transformers.logging.set_verbosity_error()
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHARED = os.environ.get("PAIRRM_SHARED_DIR") or os.path.join(REPO, "..", "shared")
-SPM = os.path.join(SHARED, "tokenizers", "deberta-v3", "spm.model")
+SPM = os.path.join(REPO, "tests", "fixtures", "tokenizer", "deberta-v3", "spm.model")
 OUT = os.path.join(REPO, "tests", "fixtures", "tokenizer", "goldens.json")
 MARKERS = ["<|source|>", "<|candidate1|>", "<|candidate2|>", "<|candidate|>"]
 
@@ -251,7 +250,7 @@ def ids_of(tok, text):
 
 def main():
     if not os.path.isfile(SPM):
-        sys.exit(f"spm.model not found at {SPM}: set PAIRRM_SHARED_DIR")
+        sys.exit(f"spm.model not found at {SPM} (a committed fixture: is the checkout complete?)")
     sha = hashlib.sha256(open(SPM, "rb").read()).hexdigest()
     root = tempfile.mkdtemp(prefix="pairrm-tok-goldens-")
     checks = {}

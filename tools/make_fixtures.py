@@ -8,9 +8,9 @@ What it makes (under --out, default tests/fixtures/models):
   tiny-original-bin/    LLM-Blender layout, pytorch_model.bin, n_tasks 3, model_name "../tiny-backbone-lower"
   tiny-hf/              PairRM-hf layout: DeBERTa config with marker ids, model.safetensors, tokenizer.json
   realtok-backbone/     config.json + tokenizer_config.json of a DeBERTa-v3-shaped backbone whose
-                        tokenizer is the REAL deberta-v3 spm.model (not committed: read from --shared)
+                        tokenizer is the REAL deberta-v3 spm.model (committed: tests/fixtures/tokenizer/deberta-v3)
   realtok-original/     LLM-Blender layout, model_name "microsoft/deberta-v3-large" resolved through an
-                        HF cache (the tests build one from realtok-backbone + the shared spm.model)
+                        HF cache (the tests build one from realtok-backbone + the committed spm.model)
 Each checkpoint directory gets goldens.json: what the reference (llm-blender 0.0.2 on transformers 4.46.3,
 torch 2.5.1) computes for a set of cases, every case scored alone (batch size 1).
 
@@ -43,7 +43,8 @@ def parse_args():
     repo = Path(__file__).resolve().parent.parent
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=repo / "tests" / "fixtures" / "models")
-    p.add_argument("--shared", type=Path, default=Path(os.environ.get("PAIRRM_SHARED_DIR", repo.parent / "shared")))
+    p.add_argument("--spm", type=Path, default=repo / "tests" / "fixtures" / "tokenizer" / "deberta-v3" / "spm.model",
+                   help="the real deberta-v3 spm.model (default: the committed test fixture)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--only", nargs="*", help="build only these fixtures")
     return p.parse_args()
@@ -482,11 +483,10 @@ def build_tiny_hf(out: Path, cfg, seed: int):
     print(f"built {name} (DebertaV2PairRM cross-check max |diff| {worst:.2e})", file=sys.stderr)
 
 
-def build_realtok(out: Path, shared: Path, seed: int, cache: Path):
+def build_realtok(out: Path, spm_path: Path, seed: int, cache: Path):
     import hashlib
-    spm_path = shared / "tokenizers" / "deberta-v3" / "spm.model"
     if not spm_path.exists():
-        sys.exit(f"{spm_path} not found: pass --shared or set PAIRRM_SHARED_DIR")
+        sys.exit(f"{spm_path} not found: pass --spm")
     if hashlib.sha256(spm_path.read_bytes()).hexdigest() != SPM_SHA256:
         sys.exit(f"{spm_path} is not the deberta-v3 spm.model (sha256 differs)")
     from transformers import AutoTokenizer
@@ -552,7 +552,7 @@ def main():
     if not args.only or set(args.only) - {"realtok-original"}:
         build_tiny(args.out, args.seed, args.only)
     if not args.only or "realtok-original" in args.only:
-        build_realtok(args.out, args.shared, args.seed, Path(tmp_cache) / "hub")
+        build_realtok(args.out, args.spm, args.seed, Path(tmp_cache) / "hub")
     shutil.rmtree(tmp_cache, ignore_errors=True)
 
 

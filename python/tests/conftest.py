@@ -54,12 +54,8 @@ def cli() -> str:
     pytest.skip("the pairrm CLI is not built: run `cargo build -p pairrm-cli` (scripts/test.sh does) or set PAIRRM_CLI")
 
 
-def shared_dir() -> Path:
-    """The shared data folder (PAIRRM_SHARED_DIR, else ../shared beside the checkout)."""
-    for candidate in (os.environ.get("PAIRRM_SHARED_DIR"), str(REPO.parent / "shared"), "/work/shared"):
-        if candidate and (Path(candidate) / "tokenizers" / "deberta-v3" / "spm.model").is_file():
-            return Path(candidate)
-    pytest.skip("shared data (tokenizers/deberta-v3/spm.model) not found: set PAIRRM_SHARED_DIR")
+#: The real deberta-v3 ``spm.model``, committed as a test fixture (MIT, see its SOURCE.md).
+SPM_MODEL = REPO / "tests" / "fixtures" / "tokenizer" / "deberta-v3" / "spm.model"
 
 
 def make_hub_cache(root: Path, repos: Dict[str, Dict[str, Path]], commit: str = "0123456789abcdef0123456789abcdef01234567") -> Path:

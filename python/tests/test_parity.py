@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import pairrm
-from conftest import MODELS, TINY, close, goldens, load, make_hub_cache, model_dir, shared_dir
+from conftest import MODELS, SPM_MODEL, TINY, close, goldens, load, make_hub_cache, model_dir
 
 
 @pytest.fixture(scope="module", params=TINY)
@@ -83,7 +83,6 @@ def test_compare_conversations(case: Any) -> None:
 
 def test_real_tokenizer_through_the_hub_cache(tmp_path: Any, monkeypatch: Any) -> None:
     """The realtok checkpoint (real deberta-v3 tokenizer) by hub id from an offline HF cache."""
-    shared = shared_dir()
     backbone, ck = MODELS / "realtok-backbone", MODELS / "realtok-original"
     cache = make_hub_cache(
         tmp_path,
@@ -91,7 +90,7 @@ def test_real_tokenizer_through_the_hub_cache(tmp_path: Any, monkeypatch: Any) -
             "microsoft/deberta-v3-large": {
                 "config.json": backbone / "config.json",
                 "tokenizer_config.json": backbone / "tokenizer_config.json",
-                "spm.model": shared / "tokenizers" / "deberta-v3" / "spm.model",
+                "spm.model": SPM_MODEL,
             },
             "test/realtok-pairrm": {"config.json": ck / "config.json", "model.safetensors": ck / "model.safetensors"},
         },

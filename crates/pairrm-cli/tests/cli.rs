@@ -141,11 +141,7 @@ fn parity_pytorch_bin_and_hf_layouts() {
 /// A hub id resolved through an HF cache with `HF_HUB_OFFLINE=1`, real deberta-v3 tokenizer.
 #[test]
 fn parity_through_offline_hf_cache() {
-    let shared = std::env::var_os("PAIRRM_SHARED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"));
-    let spm = shared.join("tokenizers/deberta-v3/spm.model");
-    assert!(spm.exists(), "{} not found: set PAIRRM_SHARED_DIR", spm.display());
+    let spm = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/tokenizer/deberta-v3/spm.model");
     let tmp = tempfile::tempdir().unwrap();
     let rev = "89abcdef0123456789abcdef0123456789abcdef";
     let add = |repo: &str, files: &[(&str, PathBuf)]| {

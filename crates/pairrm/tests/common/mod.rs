@@ -8,19 +8,9 @@ pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/models")
 }
 
-/// The shared folder with the real deberta-v3 `spm.model`: `PAIRRM_SHARED_DIR`, else `../shared`
-/// beside the workspace. Panics with instructions when it is missing.
-pub fn shared_dir() -> PathBuf {
-    let dir = std::env::var_os("PAIRRM_SHARED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared"));
-    let spm = dir.join("tokenizers/deberta-v3/spm.model");
-    assert!(
-        spm.exists(),
-        "{} not found: set PAIRRM_SHARED_DIR to the folder holding tokenizers/deberta-v3/spm.model",
-        spm.display()
-    );
-    dir
+/// The real deberta-v3 `spm.model`, committed under `tests/fixtures/tokenizer/deberta-v3/` (MIT).
+pub fn spm_model() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/tokenizer/deberta-v3/spm.model")
 }
 
 /// A temporary HF hub cache holding `microsoft/deberta-v3-large` as the realtok fixture needs it
@@ -46,7 +36,7 @@ pub fn realtok_cache() -> (tempfile::TempDir, PathBuf) {
         &[
             ("config.json", bb.join("config.json")),
             ("tokenizer_config.json", bb.join("tokenizer_config.json")),
-            ("spm.model", shared_dir().join("tokenizers/deberta-v3/spm.model")),
+            ("spm.model", spm_model()),
         ],
     );
     let ck = fixtures().join("realtok-original");
