@@ -60,4 +60,6 @@ fi
 PATH="$PY_VENV/bin:$PATH" MATURIN_PEP517_ARGS="--profile dev --locked" \
   "$PY_VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
   --no-build-isolation --no-deps --force-reinstall .
+# The llm_blender compatibility distribution over it (python/compat; tested by test_compat.py).
+"$PY_VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --force-reinstall ./python/compat
 PAIRRM_CLI="$PWD/target/debug/pairrm" "$PY_VENV/bin/python" -m pytest python/tests -q -rs
