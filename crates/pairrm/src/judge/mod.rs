@@ -119,9 +119,10 @@ struct PairLogits(Vec<Result<f32>>);
 
 impl PairLogits {
     /// The logit in `slot`, or a copy of its error (a slot can be shared by several requests).
+    /// A logit that is not a finite number is [`Error::NonFinite`]: no judgement is made on it.
     fn get(&self, slot: usize) -> Result<f32> {
         match self.0.get(slot) {
-            Some(Ok(logit)) => Ok(*logit),
+            Some(Ok(logit)) => crate::error::finite(*logit, || "a logit".into()),
             Some(Err(e)) => Err(duplicate_error(e)),
             None => Err(Error::model("pair scorer", format!("no result for pair {slot}"))),
         }
@@ -143,6 +144,7 @@ fn duplicate_error(e: &Error) -> Error {
         Error::Tokenizer(message) => Error::Tokenizer(message.clone()),
         Error::Hub(message) => Error::Hub(message.clone()),
         Error::Cancelled => Error::Cancelled,
+        Error::NonFinite { what, value } => Error::NonFinite { what: what.clone(), value: *value },
         // Variants added later keep their message.
         #[allow(unreachable_patterns)]
         other => Error::model("pair scorer", other.to_string()),
@@ -208,6 +210,7 @@ mod tests {
             Error::Tokenizer("bad".into()),
             Error::Hub("bad".into()),
             Error::Cancelled,
+            Error::NonFinite { what: "logit".into(), value: f32::NAN },
         ];
         for e in &errors {
             let d = duplicate_error(e);
