@@ -86,8 +86,11 @@ fn every_command_ends_quietly_on_a_closed_stdout() {
     std::fs::write(&input, rank_lines(50)).unwrap();
     let (model, cache) = (tiny_model(), dir.path().join("cache"));
     let (input, rows_arg) = (input.display().to_string(), rows.display().to_string());
-    let (pairs, winrate_out, winrate_base) =
-        (fixture("eval/pairs.jsonl"), fixture("eval/winrate/model_outputs.json"), fixture("eval/winrate/baseline.jsonl"));
+    let (pairs, winrate_out, winrate_base) = (
+        fixture("eval/pairs.jsonl"),
+        fixture("eval/winrate/model_outputs.json"),
+        fixture("eval/winrate/baseline.jsonl"),
+    );
     let runs: Vec<Vec<&str>> = vec![
         vec!["rank", "--model", &model, "--input", &input],
         vec!["compare", "--model", &model, "--input", &pairs],
@@ -164,7 +167,8 @@ fn no_colours_when_stderr_is_not_a_terminal() {
 /// A UTF-8 byte order mark before the first line (as Windows editors write) is not part of it.
 #[test]
 fn a_byte_order_mark_on_the_first_line_is_accepted() {
-    let lines = "\u{feff}{\"source\": \"q\", \"a\": \"x\", \"b\": \"y\"}\n{\"source\": \"q\", \"a\": \"x\", \"b\": \"y\"}\n";
+    let lines =
+        "\u{feff}{\"source\": \"q\", \"a\": \"x\", \"b\": \"y\"}\n{\"source\": \"q\", \"a\": \"x\", \"b\": \"y\"}\n";
     let out = pairrm(&["compare", "--model", &tiny_model()], lines);
     assert_eq!(out.code, Some(0), "{}", out.stdout);
     assert_eq!(out.lines.len(), 2);
@@ -326,12 +330,14 @@ fn an_interrupted_job_leaves_the_old_output() {
     stdin.write_all(rank_lines(200).as_bytes()).unwrap();
     stdin.flush().unwrap();
     let start = Instant::now();
-    let temp_written = || {
-        std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap()).any(|e| {
-            e.file_name().to_string_lossy().starts_with(".out.jsonl.") && e.metadata().map(|m| m.len() > 0).unwrap_or(false)
-        })
+    let written = || {
+        std::fs::read_to_string(&out_path).unwrap() != "OLD\n"
+            || std::fs::read_dir(dir.path())
+                .unwrap()
+                .map(|e| e.unwrap())
+                .any(|e| e.file_name().to_string_lossy().starts_with(".out.jsonl.") && e.metadata().unwrap().len() > 0)
     };
-    while !temp_written() {
+    while !written() {
         assert!(start.elapsed() < common::DEADLINE, "no results were written");
         thread::sleep(Duration::from_millis(20));
     }
@@ -401,17 +407,7 @@ fn max_candidates() {
 
     // best-of-n: n is every line's candidate count, so too many is refused before any request.
     let out = pairrm(
-        &[
-            "best-of-n",
-            "--model",
-            &model,
-            "--generator",
-            "http://127.0.0.1:9",
-            "--generator-model",
-            "m",
-            "--n",
-            "101",
-        ],
+        &["best-of-n", "--model", &model, "--generator", "http://127.0.0.1:9", "--generator-model", "m", "--n", "101"],
         "",
     );
     assert_eq!(out.code, Some(2));
