@@ -46,13 +46,18 @@ pub fn abandon_and_exit(code: i32) -> ! {
 }
 
 /// On the first pending output: SIGINT, SIGTERM and SIGHUP remove the temporary files, then
-/// end the process as the signal would have (so that a calling shell sees the interrupt).
+/// end the process as the signal would have (so that a calling shell sees the interrupt). A
+/// signal the process was started ignoring (`nohup`, a background job of a script) stays ignored.
 #[cfg(unix)]
 fn remove_on_signals() {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     static INSTALLED: std::sync::Once = std::sync::Once::new();
     INSTALLED.call_once(|| {
-        let mut signals = match signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) {
+        let wanted: Vec<i32> = [SIGINT, SIGTERM, SIGHUP].into_iter().filter(|&s| !ignored(s)).collect();
+        if wanted.is_empty() {
+            return;
+        }
+        let mut signals = match signal_hook::iterator::Signals::new(wanted) {
             Ok(s) => s,
             Err(e) => return tracing::warn!("an interrupt may leave temporary output files behind: {e}"),
         };
@@ -68,6 +73,17 @@ fn remove_on_signals() {
             tracing::warn!("an interrupt may leave temporary output files behind: {e}");
         }
     });
+}
+
+/// Whether `signal` is ignored (`SIG_IGN`) now.
+#[cfg(unix)]
+fn ignored(signal: i32) -> bool {
+    // SAFETY: a zeroed `sigaction` is a valid value to be overwritten, and a null new action only
+    // reads the current one.
+    unsafe {
+        let mut current: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(signal, std::ptr::null(), &mut current) == 0 && current.sa_sigaction == libc::SIG_IGN
+    }
 }
 
 #[cfg(not(unix))]

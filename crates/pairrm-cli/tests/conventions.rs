@@ -321,48 +321,56 @@ fn stdout_into_the_input_is_refused() {
     assert_eq!(std::fs::read(&x).unwrap(), before);
 }
 
-/// A job interrupted by Ctrl-C (SIGINT) leaves the old output as it was and no temporary file;
-/// a job that ends replaces it.
+/// A job interrupted by Ctrl-C (SIGINT) or SIGTERM leaves the old output as it was and no
+/// temporary file; a job that ends replaces it.
 #[cfg(unix)]
 #[test]
 fn an_interrupted_job_leaves_the_old_output() {
-    use std::os::unix::process::ExitStatusExt;
+    use std::os::unix::process::{CommandExt, ExitStatusExt};
     let dir = tempfile::tempdir().unwrap();
     let out_path = dir.path().join("out.jsonl");
     std::fs::write(&out_path, "OLD\n").unwrap();
     let model = tiny_model();
-    let mut child = command(&["rank", "--model", &model, "-o", out_path.to_str().unwrap()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Several chunks are scored and written (to the temporary file); stdin stays open.
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(rank_lines(200).as_bytes()).unwrap();
-    stdin.flush().unwrap();
-    let start = Instant::now();
-    let written = || {
-        std::fs::read_to_string(&out_path).unwrap() != "OLD\n"
-            || std::fs::read_dir(dir.path())
-                .unwrap()
-                .map(|e| e.unwrap())
-                .any(|e| e.file_name().to_string_lossy().starts_with(".out.jsonl.") && e.metadata().unwrap().len() > 0)
-    };
-    while !written() {
-        assert!(start.elapsed() < common::DEADLINE, "no results were written");
-        thread::sleep(Duration::from_millis(20));
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        let mut cmd = command(&["rank", "--model", &model, "-o", out_path.to_str().unwrap()]);
+        // As a terminal's Ctrl-C would find it, even when these tests run as a background job
+        // (which starts with SIGINT ignored).
+        // SAFETY: `signal` is async-signal-safe, as required between fork and exec.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::signal(libc::SIGINT, libc::SIG_DFL);
+                Ok(())
+            });
+        }
+        let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        // Several chunks are scored and written (to the temporary file); stdin stays open.
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(rank_lines(200).as_bytes()).unwrap();
+        stdin.flush().unwrap();
+        let start = Instant::now();
+        let written = || {
+            std::fs::read_to_string(&out_path).unwrap() != "OLD\n"
+                || std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap()).any(|e| {
+                    e.file_name().to_string_lossy().starts_with(".out.jsonl.") && e.metadata().unwrap().len() > 0
+                })
+        };
+        while !written() {
+            assert!(start.elapsed() < common::DEADLINE, "no results were written");
+            thread::sleep(Duration::from_millis(20));
+        }
+        assert_eq!(std::fs::read_to_string(&out_path).unwrap(), "OLD\n", "results go to a temporary file first");
+        // SAFETY: a plain kill(2) of our own child.
+        assert_eq!(unsafe { libc::kill(child.id() as libc::pid_t, signal) }, 0);
+        let status = child.wait().unwrap();
+        drop(stdin);
+        assert_eq!(status.signal(), Some(signal), "ends as the signal would: {status:?}");
+        assert_eq!(std::fs::read_to_string(&out_path).unwrap(), "OLD\n");
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["out.jsonl"], "the temporary file is removed");
     }
-    assert_eq!(std::fs::read_to_string(&out_path).unwrap(), "OLD\n", "results go to a temporary file first");
-    let killed = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
-    assert!(killed.success());
-    let status = child.wait().unwrap();
-    drop(stdin);
-    assert_eq!(status.signal(), Some(2), "ends as SIGINT would: {status:?}");
-    assert_eq!(std::fs::read_to_string(&out_path).unwrap(), "OLD\n");
-    let names: Vec<String> =
-        std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
-    assert_eq!(names, ["out.jsonl"], "the temporary file is removed");
 
     // Run to its end, the job replaces the file.
     let out = pairrm(&["rank", "--model", &model, "-o", out_path.to_str().unwrap()], &rank_lines(2));
