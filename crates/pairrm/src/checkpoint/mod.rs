@@ -228,15 +228,6 @@ fn keys_of(v: &serde_json::Value) -> String {
     }
 }
 
-/// The `org` of an `org/name` that does not exist, when `org` is a directory under `base` (the
-/// working directory for `Path::new("")`): the user then meant a local path (`models/nope`), and
-/// going to the hub for `models/nope` would only hide the typo. Names without `/` (`gpt2`) stay
-/// hub ids; anything else that is not `org/name`-shaped never reaches the hub anyway.
-fn local_parent<'a>(model: &'a str, base: &Path) -> Option<&'a str> {
-    let (org, _) = model.split_once('/')?;
-    (hub::is_repo_id(model) && base.join(org).is_dir()).then_some(org)
-}
-
 fn detect_layout(config: &serde_json::Value, path: &Path) -> Result<Layout> {
     let unknown =
         |why: String| Error::invalid_file(path, format!("unknown layout: {why}; keys found: {}", keys_of(config)));
@@ -275,7 +266,7 @@ impl CheckpointFiles {
             Place::Local(path.to_path_buf())
         } else if path.exists() {
             return Err(Error::model(model, "is a file; pass the checkpoint directory"));
-        } else if let Some(parent) = local_parent(model, Path::new("")) {
+        } else if let Some(parent) = hub::local_parent(model, Path::new("")) {
             return Err(Error::model(
                 model,
                 format!(
@@ -605,24 +596,5 @@ impl Checkpoint {
             tokenizer,
             weights,
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn an_org_that_is_a_local_directory_means_a_path() {
-        let base = tempfile::tempdir().unwrap();
-        std::fs::create_dir(base.path().join("models")).unwrap();
-        std::fs::write(base.path().join("notes"), "").unwrap();
-        assert_eq!(local_parent("models/nope", base.path()), Some("models"));
-        // A hub id whose org is not a local directory (or is a file) goes to the hub.
-        assert_eq!(local_parent("llm-blender/PairRM", base.path()), None);
-        assert_eq!(local_parent("notes/x", base.path()), None);
-        // Single names stay hub ids; non-repo-id shapes are refused elsewhere.
-        assert_eq!(local_parent("models", base.path()), None);
-        assert_eq!(local_parent("models/a/b", base.path()), None);
     }
 }
