@@ -10,6 +10,7 @@ use pairrm::model::WeightDtype;
 use pairrm::{Engine, EngineOptions};
 
 use crate::download_bar::DownloadBars;
+use crate::same_file::{self, Named};
 
 /// Which model to load and how to run it.
 #[derive(clap::Args, Debug, Clone)]
@@ -74,6 +75,16 @@ pub struct IoArgs {
     pub no_progress: bool,
 }
 
+impl IoArgs {
+    /// Refuses an `--output` that is the input (`--input`, or the file stdin reads), and a stdout
+    /// redirected into `--input` ([`crate::same_file`]).
+    pub fn check_paths(&self) -> anyhow::Result<()> {
+        let inputs: Vec<Named> = self.input.iter().map(|p| ("--input", p.as_path())).collect();
+        let outputs: Vec<Named> = self.output.iter().map(|p| ("--output", p.as_path())).collect();
+        same_file::check(&inputs, self.input.is_none(), &outputs, self.output.is_none())
+    }
+}
+
 /// Bootstrap settings of `eval` and `winrate`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct StatsArgs {
@@ -110,4 +121,14 @@ pub struct ReportArgs {
     /// Never show a progress bar.
     #[arg(long)]
     pub no_progress: bool,
+}
+
+impl ReportArgs {
+    /// Refuses a `--rows` or `--plot` that is one of the command's `inputs`, or that both name
+    /// one file, and a stdout redirected into an input ([`crate::same_file`]).
+    pub fn check_paths(&self, inputs: &[Named]) -> anyhow::Result<()> {
+        let mut outputs: Vec<Named> = self.rows.iter().map(|p| ("--rows", p.as_path())).collect();
+        outputs.extend(self.plot.iter().map(|p| ("--plot", p.as_path())));
+        same_file::check(inputs, false, &outputs, true)
+    }
 }

@@ -1,7 +1,7 @@
 //! Output of the report commands (`eval`, `winrate`): the report on stdout (tables, or JSON),
-//! the optional SVG plot, and the optional per-row JSON lines.
+//! the optional SVG plot, and the optional per-row JSON lines. The files are put in place only
+//! when the run succeeds ([`OutputFile`]).
 
-use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
@@ -9,11 +9,13 @@ use anyhow::Context;
 use serde::Serialize;
 
 use crate::args::ReportArgs;
+use crate::outfile::OutputFile;
+use crate::stdout;
 
 /// Per-row JSON lines, written as rows are scored. The first write error is kept and reported
 /// at the end (the run itself goes on).
 pub struct RowsWriter {
-    out: Option<(PathBuf, BufWriter<File>)>,
+    out: Option<(PathBuf, BufWriter<OutputFile>)>,
     error: Option<std::io::Error>,
 }
 
@@ -21,10 +23,7 @@ impl RowsWriter {
     /// A writer to `path`, or one that writes nothing.
     pub fn create(path: Option<&Path>) -> anyhow::Result<Self> {
         let out = match path {
-            Some(p) => {
-                let f = File::create(p).with_context(|| format!("creating {}", p.display()))?;
-                Some((p.to_path_buf(), BufWriter::new(f)))
-            }
+            Some(p) => Some((p.to_path_buf(), BufWriter::new(OutputFile::create(p)?))),
             None => None,
         };
         Ok(RowsWriter { out, error: None })
@@ -42,13 +41,13 @@ impl RowsWriter {
         }
     }
 
-    /// Flushes; fails with the first write error.
+    /// Puts the file in place; fails with the first write error (the old file then stays).
     pub fn finish(self) -> anyhow::Result<()> {
-        let Some((path, mut out)) = self.out else { return Ok(()) };
+        let Some((path, out)) = self.out else { return Ok(()) };
         if let Some(e) = self.error {
             return Err(e).with_context(|| format!("writing {}", path.display()));
         }
-        out.flush().with_context(|| format!("writing {}", path.display()))
+        out.into_inner().map_err(|e| e.into_error()).with_context(|| format!("writing {}", path.display()))?.commit()
     }
 }
 
@@ -60,9 +59,11 @@ pub fn emit(
     svg: impl FnOnce() -> String,
 ) -> anyhow::Result<()> {
     if let Some(path) = &args.plot {
-        std::fs::write(path, svg()).with_context(|| format!("writing {}", path.display()))?;
+        let mut file = OutputFile::create(path)?;
+        file.write_all(svg().as_bytes()).with_context(|| format!("writing {}", path.display()))?;
+        file.commit()?;
     }
-    let mut stdout = std::io::stdout().lock();
+    let mut stdout = stdout::results();
     if args.json {
         serde_json::to_writer_pretty(&mut stdout, report).context("writing the report")?;
         writeln!(stdout).context("writing the report")?;

@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use pairrm::judge::{check_candidate_count, DEFAULT_MAX_CANDIDATES};
 use serde_json::{Map, Value};
 
 use crate::args::{IoArgs, ModelArgs};
@@ -88,6 +89,10 @@ pub struct Args {
     /// ranks.
     #[arg(long)]
     return_all: bool,
+    /// Most candidates per prompt (0: no limit): `--n` above it is refused. With `--strategy full`
+    /// n candidates take n·(n−1) forward passes.
+    #[arg(long, default_value_t = DEFAULT_MAX_CANDIDATES)]
+    max_candidates: usize,
     /// Most HTTP requests at once.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=4096))]
     max_concurrency: u32,
@@ -168,6 +173,14 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     if args.retry_delay > args.max_retry_delay {
         bail!("--retry-delay ({:?}) is longer than --max-retry-delay ({:?})", args.retry_delay, args.max_retry_delay);
     }
+    if check_candidate_count(args.n as usize, args.max_candidates).is_err() {
+        bail!(
+            "--n {} is more candidates than --max-candidates {} allows (raise it, or 0 for no limit)",
+            args.n,
+            args.max_candidates
+        );
+    }
+    args.io.check_paths()?;
     if args.temperature == Some(0.0) && args.n > 1 {
         tracing::warn!("--temperature 0 samples greedily: the {} samples will likely be the same", args.n);
     }
@@ -209,6 +222,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let outcome = pipeline::run(input, &mut output, generation, limits, engine, picker, progress.clone());
     progress.finish();
     let outcome = outcome?;
+    output.finish()?;
     tracing::info!(failed = outcome.failed, "{}", progress.summary());
     if outcome.failed > 0 {
         tracing::warn!(failed = outcome.failed, "some lines failed");

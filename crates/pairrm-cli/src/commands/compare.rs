@@ -80,6 +80,7 @@ impl LineJob for Job {
 
 /// Runs `pairrm compare`.
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
+    args.io.check_paths()?;
     let job = Job { engine: args.model.load(!args.io.no_progress)?, mode: args.mode };
     jsonl::run(&args.io, &job)
 }

@@ -12,6 +12,7 @@ use serde::Serialize;
 
 use crate::download_bar::DownloadBars;
 use crate::jsonl::Outcome;
+use crate::stdout;
 
 /// Arguments of `pairrm download`.
 #[derive(clap::Args)]
@@ -65,6 +66,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     Checkpoint::open_with(&args.model, &open, &recording).with_context(|| format!("downloading {}", args.model))?;
 
     let seen = recording.seen.into_inner().unwrap_or_else(|e| e.into_inner());
+    let mut text = String::new();
     for (repo, revision, dir) in seen {
         let files = snapshot_files(&dir)?;
         let line = Line {
@@ -75,7 +77,8 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             files: files.into_iter().map(|f| f.name).collect(),
             path: dir,
         };
-        println!("{}", serde_json::to_string(&line)?);
+        text += &(serde_json::to_string(&line)? + "\n");
     }
+    stdout::print(text.as_bytes()).context("writing the list")?;
     Ok(Outcome { failed: 0 })
 }

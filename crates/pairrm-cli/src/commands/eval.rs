@@ -78,6 +78,8 @@ enum RowLine<'r> {
 
 /// Runs `pairrm eval`.
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
+    let inputs: Vec<_> = args.data.iter().map(|p| ("--data", p.as_path())).collect();
+    args.report.check_paths(&inputs)?;
     let options = EvalOptions {
         mode: args.mode,
         tie_threshold: args.tie_threshold,

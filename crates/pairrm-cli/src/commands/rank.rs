@@ -1,7 +1,10 @@
 //! `pairrm rank`: scores and ranks of each line's candidates (full matrix or against a
 //! reference), or the best (worst) one by a seeded bubble pass.
 
-use pairrm::judge::{rank, rank_with_ref, select_n, RankRequest, RankWithRefRequest, Reference, SelectMethod, Target};
+use pairrm::judge::{
+    check_candidate_count, rank, rank_with_ref, select_n, RankRequest, RankWithRefRequest, Reference, SelectMethod,
+    Target, DEFAULT_MAX_CANDIDATES,
+};
 use pairrm::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -66,6 +69,10 @@ pub struct Args {
     /// (a reference text) or `"reference_mode"` takes precedence.
     #[arg(long, value_enum)]
     reference: Option<ReferenceMode>,
+    /// Most candidates in one line (0: no limit); a line with more gets an error record. A full
+    /// rank of n candidates takes n·(n−1) forward passes.
+    #[arg(long, default_value_t = DEFAULT_MAX_CANDIDATES)]
+    max_candidates: usize,
 }
 
 /// A rank line.
@@ -105,6 +112,7 @@ struct Job {
     seed: u64,
     worst: bool,
     reference: Option<Reference>,
+    max_candidates: usize,
 }
 
 impl LineJob for Job {
@@ -113,6 +121,8 @@ impl LineJob for Job {
 
     fn parse(&self, value: Value) -> Result<Request, String> {
         let line: Line = serde_json::from_value(value).map_err(|e| e.to_string())?;
+        check_candidate_count(line.request.candidates.len(), self.max_candidates)
+            .map_err(|e| format!("{e} (--max-candidates; 0 for no limit)"))?;
         let line_reference = match (line.reference, line.reference_mode) {
             (Some(_), Some(_)) => return Err("give either `reference` or `reference_mode`, not both".into()),
             (Some(text), None) => Some(Reference::Given(text)),
@@ -189,12 +199,14 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     if args.worst && args.strategy != Strategy::Bubble {
         anyhow::bail!("--worst needs --strategy bubble (full ranks already order every candidate)");
     }
+    args.io.check_paths()?;
     let job = Job {
         engine: args.model.load(!args.io.no_progress)?,
         strategy: args.strategy,
         seed: args.seed,
         worst: args.worst,
         reference: args.reference.map(Reference::from),
+        max_candidates: args.max_candidates,
     };
     jsonl::run(&args.io, &job)
 }

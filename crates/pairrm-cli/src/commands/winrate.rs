@@ -50,6 +50,7 @@ fn parse_mode(s: &str) -> Result<CompareMode, String> {
 
 /// Runs `pairrm winrate`.
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
+    args.report.check_paths(&[("--outputs", &args.outputs), ("--baseline", &args.baseline)])?;
     let options =
         WinrateOptions { mode: args.mode, tie_threshold: args.tie_threshold, bootstrap: args.stats.bootstrap() };
     let total = count_records(&args.outputs).with_context(|| format!("reading {}", args.outputs.display()))?;

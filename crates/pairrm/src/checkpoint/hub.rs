@@ -172,6 +172,15 @@ pub fn is_repo_id(s: &str) -> bool {
         })
 }
 
+/// The `org` of an `org/name` that does not exist, when `org` is a directory under `base` (the
+/// working directory for `Path::new("")`): the user then meant a local path (`models/nope`), and
+/// going to the hub for `models/nope` would only hide the typo. Names without `/` (`gpt2`) stay
+/// hub ids; anything else that is not `org/name`-shaped never reaches the hub anyway.
+pub(crate) fn local_parent<'a>(model: &'a str, base: &Path) -> Option<&'a str> {
+    let (org, _) = model.split_once('/')?;
+    (is_repo_id(model) && base.join(org).is_dir()).then_some(org)
+}
+
 /// The cache folder name of a model repo: `org/name` → `models--org--name`.
 pub fn repo_folder_name(repo: &str) -> String {
     format!("models--{}", repo.replace('/', "--"))
@@ -320,6 +329,20 @@ mod tests {
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
         let m: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         move |k| m.get(k).cloned()
+    }
+
+    #[test]
+    fn an_org_that_is_a_local_directory_means_a_path() {
+        let base = tempfile::tempdir().unwrap();
+        std::fs::create_dir(base.path().join("models")).unwrap();
+        std::fs::write(base.path().join("notes"), "").unwrap();
+        assert_eq!(local_parent("models/nope", base.path()), Some("models"));
+        // A hub id whose org is not a local directory (or is a file) goes to the hub.
+        assert_eq!(local_parent("llm-blender/PairRM", base.path()), None);
+        assert_eq!(local_parent("notes/x", base.path()), None);
+        // Single names stay hub ids; non-repo-id shapes are refused elsewhere.
+        assert_eq!(local_parent("models", base.path()), None);
+        assert_eq!(local_parent("models/a/b", base.path()), None);
     }
 
     #[test]

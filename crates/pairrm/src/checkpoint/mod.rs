@@ -269,6 +269,13 @@ impl CheckpointFiles {
             Place::Local(path.to_path_buf())
         } else if path.exists() {
             return Err(Error::model(model, "is a file; pass the checkpoint directory"));
+        } else if let Some(parent) = hub::local_parent(model, Path::new("")) {
+            return Err(Error::model(
+                model,
+                format!(
+                    "no such directory (`{parent}` is a local directory, so this names a path in it, not a hub repo)"
+                ),
+            ));
         } else if hub::is_repo_id(model) {
             let revision = options.revision.clone().unwrap_or_else(|| hub::DEFAULT_REVISION.to_string());
             Place::Hub { repo: model.to_string(), revision }

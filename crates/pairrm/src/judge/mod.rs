@@ -43,8 +43,8 @@ pub use compare::{compare, CompareMode, CompareRequest, CompareResult};
 pub use conversation::{compare_conversations, conversation_request, ConversationPair, Turn, CONVERSATION_INSTRUCTION};
 pub use numeric::{both_logit, numpy_mean_f32, numpy_sum_f32, ranks_from_scores, scores_from_matrix};
 pub use rank::{
-    python_len, rank, rank_with_ref, select_reference, RankRequest, RankResult, RankWithRefRequest, RankWithRefResult,
-    Reference,
+    check_candidate_count, python_len, rank, rank_with_ref, select_reference, RankRequest, RankResult,
+    RankWithRefRequest, RankWithRefResult, Reference, DEFAULT_MAX_CANDIDATES,
 };
 pub use select::{
     best_of_n, bubble_with_permutations, seeded_permutation, select_n, worst_of_n, SelectMethod, SelectResult,

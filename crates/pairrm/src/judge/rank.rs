@@ -47,6 +47,24 @@ pub(super) fn check_candidates(candidates: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// The candidate limit front ends apply by default ([`check_candidate_count`]): a full rank of
+/// 100 candidates is already 9,900 forward passes.
+pub const DEFAULT_MAX_CANDIDATES: usize = 100;
+
+/// Checks that a request with `count` candidates stays within `max` (0: no limit). The judge
+/// functions take any number; front ends (the CLI's `--max-candidates`) use this to refuse, with
+/// a clear error, a request whose cost they did not mean to allow: a full rank of n candidates
+/// takes n·(n−1) passes.
+///
+/// # Errors
+/// [`Error::InvalidInput`] naming `candidates`, with the count and the limit.
+pub fn check_candidate_count(count: usize, max: usize) -> Result<()> {
+    if max > 0 && count > max {
+        return Err(Error::invalid_input("candidates", format!("{count} candidates, more than the limit of {max}")));
+    }
+    Ok(())
+}
+
 /// A request's source and candidates as shared strings, ready to make pairs.
 pub(super) struct Prepared {
     pub(super) source: Arc<str>,
@@ -285,6 +303,14 @@ mod tests {
 
     fn req(candidates: &[&str]) -> RankRequest {
         RankRequest { instruction: None, source: "src".into(), candidates: strings(candidates) }
+    }
+
+    #[test]
+    fn candidate_count_checks_name_the_count_and_the_limit() {
+        assert!(check_candidate_count(100, 100).is_ok());
+        assert!(check_candidate_count(1000, 0).is_ok(), "0: no limit");
+        let e = check_candidate_count(1000, 100).unwrap_err();
+        assert_eq!(e.to_string(), "invalid input: candidates: 1000 candidates, more than the limit of 100");
     }
 
     #[test]
