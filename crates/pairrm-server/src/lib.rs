@@ -16,6 +16,8 @@
 mod api;
 mod backend;
 mod batcher;
+mod connections;
+mod edge;
 mod error;
 mod json;
 mod metrics;
@@ -25,8 +27,9 @@ mod server;
 mod state;
 
 pub use backend::{Backend, ModelInfo};
+pub use edge::ApiKey;
 pub use error::{ErrorBody, ErrorType};
-pub use server::{run, serve, shutdown_signal, ServerOptions};
+pub use server::{run, serve, shutdown_signal, ServerOptions, MAX_PERMITS, MAX_TIMEOUT};
 
 /// The OpenAPI description of the API, as served at `/openapi.json`.
 pub fn openapi_json() -> &'static str {
