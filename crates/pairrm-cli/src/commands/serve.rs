@@ -150,6 +150,83 @@ mod tests {
         assert!(checked >= 20, "only {checked} options");
     }
 
+    /// The `PAIRRM_…` variable names in `text`.
+    fn pairrm_variables(text: &str) -> Vec<String> {
+        let mut names = Vec::new();
+        let mut rest = text;
+        while let Some(at) = rest.find("PAIRRM_") {
+            let name: String =
+                rest[at..].chars().take_while(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '_').collect();
+            rest = &rest[at + name.len()..];
+            // `PAIRRM_*` stands for all of them.
+            if name.len() > "PAIRRM_".len() {
+                names.push(name.trim_end_matches('_').to_string());
+            }
+        }
+        names
+    }
+
+    /// The container files are checked here, where the options they use are defined: no engine
+    /// can build the image in CI (no container registry is reachable there), so this keeps the
+    /// Dockerfile, the compose example, the README and docs/server.md in step with the code
+    /// and with each other.
+    #[test]
+    fn the_container_files_agree_with_the_code_and_the_docs() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let read = |name: &str| std::fs::read_to_string(root.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"));
+        let (dockerfile, compose, readme, docs) =
+            (read("Dockerfile"), read("compose.yaml"), read("README.md"), read("docs/server.md"));
+        let lines: Vec<&str> = dockerfile.lines().map(str::trim).filter(|l| !l.starts_with('#')).collect();
+
+        // The build stage: the workspace's toolchain, the README's build of the CLI.
+        let manifest = read("Cargo.toml");
+        let rust_version = manifest
+            .lines()
+            .find_map(|l| l.strip_prefix("rust-version = "))
+            .map(|v| v.trim_matches('"'))
+            .expect("rust-version in Cargo.toml");
+        assert!(lines.contains(&format!("FROM rust:{rust_version}-slim-bookworm AS build").as_str()), "{dockerfile}");
+        assert!(dockerfile.contains("cargo build --release --locked -p pairrm-cli"), "{dockerfile}");
+        assert!(dockerfile.contains("target/release/pairrm /usr/local/bin/pairrm"));
+        assert!(dockerfile.contains("COPY --from=build /usr/local/bin/pairrm /usr/local/bin/pairrm"));
+
+        // The run stage: not root; the HF cache is the volume; the port is the one exposed.
+        let users: Vec<&&str> = lines.iter().filter(|l| l.starts_with("USER ")).collect();
+        assert_eq!(users, [&"USER pairrm"], "the last USER is the unprivileged one");
+        assert!(dockerfile.contains("useradd --system --uid 10001"));
+        assert!(lines.contains(&r#"VOLUME ["/data/huggingface"]"#));
+        assert!(dockerfile.contains("ENV HF_HOME=/data/huggingface"));
+        assert!(lines.contains(&"EXPOSE 8080") && dockerfile.contains("PAIRRM_PORT=8080"));
+        assert!(dockerfile.contains("PAIRRM_HOST=0.0.0.0"));
+        assert!(lines.contains(&r#"ENTRYPOINT ["pairrm"]"#) && lines.contains(&r#"CMD ["serve"]"#));
+        let ignore = read(".dockerignore");
+        assert!(ignore.lines().any(|l| l == "target/") && ignore.lines().any(|l| l == ".git/"), "{ignore}");
+
+        // The compose example builds this Dockerfile, mounts the same cache and maps the same port.
+        assert!(compose.contains("build: .") && compose.contains("hf-cache:/data/huggingface"), "{compose}");
+        assert!(compose.contains(r#""127.0.0.1:8080:8080""#), "{compose}");
+        assert!(compose.contains("HF_HUB_OFFLINE"), "{compose}");
+
+        // The README and the docs run the image as it is built.
+        for (name, text) in [("README.md", &readme), ("docs/server.md", &docs)] {
+            assert!(text.contains("docker build -t pairrm ."), "{name} lacks the build command");
+            let run =
+                text.lines().find(|l| l.starts_with("docker run ")).unwrap_or_else(|| panic!("{name}: no docker run"));
+            assert!(run.contains(":/data/huggingface") && run.contains(":8080"), "{name}: {run}");
+        }
+
+        // Every PAIRRM_* variable they name is one that `pairrm serve` reads.
+        let command = Args::augment_args(clap::Command::new("serve"));
+        let mut known: Vec<String> =
+            command.get_arguments().filter_map(|a| a.get_env().map(|e| e.to_string_lossy().into_owned())).collect();
+        known.push("PAIRRM_LOG".into());
+        for (name, text) in [("Dockerfile", &dockerfile), ("compose.yaml", &compose), ("docs/server.md", &docs)] {
+            for variable in pairrm_variables(text) {
+                assert!(known.contains(&variable), "{name} names {variable}, which pairrm serve does not read");
+            }
+        }
+    }
+
     #[test]
     fn timeouts_are_checked_not_trusted() {
         assert_eq!(parse_timeout("0").unwrap().0, None);
