@@ -124,7 +124,7 @@ fn a_stalled_or_dribbled_request_head_is_closed_at_the_header_timeout() {
 #[test]
 fn a_kept_alive_connection_is_reused_then_closed_when_idle_past_the_keep_alive_timeout() {
     let server = server(ServerOptions {
-        keep_alive_timeout: Some(ms(700)),
+        keep_alive_timeout: Some(ms(2000)),
         header_timeout: Some(Duration::from_secs(30)),
         ..Default::default()
     });
