@@ -10,6 +10,7 @@ use crate::backend::ModelInfo;
 
 /// `POST /compare`: is A better than B, for each pair?
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, expecting = "an object with `pairs` (and optionally `mode`)")]
 #[schema(example = json!({"pairs": [{"source": "What is 2+2?", "a": "4", "b": "5"}], "mode": "both"}))]
 pub struct CompareBody {
     /// The comparisons: pairs of answers or pairs of conversations (at most
@@ -58,6 +59,12 @@ impl<'de> Deserialize<'de> for PairItem {
     /// Chooses the variant by its fields (as the CLI does), so that errors name the right fields.
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let value = serde_json::Value::deserialize(d)?;
+        if !value.is_object() {
+            return Err(D::Error::custom(format!(
+                "must be an object with `source`, `a` and `b`, or with `conversation_a` and `conversation_b`; got {}",
+                crate::json::json_kind(&value)
+            )));
+        }
         if value.get("conversation_a").is_some() || value.get("conversation_b").is_some() {
             serde_json::from_value(value).map(PairItem::Conversations).map_err(D::Error::custom)
         } else {
@@ -68,6 +75,7 @@ impl<'de> Deserialize<'de> for PairItem {
 
 /// Two answers to one prompt.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, expecting = "an object with `source`, `a` and `b` (and optionally `instruction`)")]
 pub struct AnswerPair {
     /// Optional instruction, prepended to `source` without separator.
     #[serde(default)]
@@ -83,6 +91,7 @@ pub struct AnswerPair {
 /// Two conversations: alternating USER / ASSISTANT turns, starting with USER; the same USER
 /// turns in both.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, expecting = "an object with `conversation_a` and `conversation_b`")]
 pub struct ConversationItem {
     /// Conversation A.
     pub conversation_a: Vec<TurnItem>,
@@ -92,6 +101,7 @@ pub struct ConversationItem {
 
 /// One turn of a conversation.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, expecting = "a turn: an object with `role` and `content`")]
 pub struct TurnItem {
     /// `USER` or `ASSISTANT` (any case).
     pub role: String,
@@ -183,6 +193,7 @@ impl From<ReferenceMode> for Reference {
 
 /// `POST /rank`: rank candidate answers to a prompt.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, expecting = "an object with `source` and `candidates`")]
 #[schema(example = json!({"source": "What is 2+2?", "candidates": ["4", "5", "four"]}))]
 pub struct RankBody {
     /// Optional instruction, prepended to `source` without separator.
@@ -258,8 +269,11 @@ pub struct WorstOf {
     pub order: Vec<usize>,
 }
 
-/// `POST /rerank`: texts ordered by how well they answer a query (TEI / vLLM style).
+/// `POST /rerank`: texts ordered by how well they answer a query (TEI style). TEI's `truncate`,
+/// `truncation_direction` and `raw_scores` are accepted with the values that describe what
+/// PairRM does, and refused (422) with the others.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, expecting = "an object with `query` and `texts`")]
 #[schema(example = json!({"query": "What is 2+2?", "texts": ["5", "4"], "top_n": 1}))]
 pub struct RerankBody {
     /// The prompt.
@@ -276,6 +290,55 @@ pub struct RerankBody {
     /// Include each text in the answer.
     #[serde(default)]
     pub return_text: bool,
+    /// TEI's `truncate`: PairRM always truncates each text to the model's token limits
+    /// (`source_max_length`, `candidate_max_length` in `/info`), so only `true` is accepted.
+    #[serde(default)]
+    pub truncate: Option<bool>,
+    /// TEI's `truncation_direction`: PairRM truncates each text from the right, so only `right`
+    /// (or `Right`) is accepted.
+    #[serde(default)]
+    pub truncation_direction: Option<TruncationDirection>,
+    /// TEI's `raw_scores`: the scores are PairRM rank scores, which have no activation to skip,
+    /// so only `true` is accepted.
+    #[serde(default)]
+    pub raw_scores: Option<bool>,
+}
+
+/// Which end of a text TEI's `truncate` cuts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TruncationDirection {
+    /// Keep the start of the text (what PairRM does).
+    #[serde(alias = "Right")]
+    Right,
+    /// Keep the end of the text (not supported).
+    #[serde(alias = "Left")]
+    Left,
+}
+
+impl RerankBody {
+    /// Refuses the TEI options PairRM cannot honour, naming the field.
+    ///
+    /// # Errors
+    /// The message for the first such field.
+    pub fn check_tei_options(&self) -> Result<(), String> {
+        if self.truncate == Some(false) {
+            return Err("truncate: false is not supported: PairRM always truncates each text to the model's \
+                        token limits (source_max_length, candidate_max_length in /info); send true or leave it out"
+                .into());
+        }
+        if self.truncation_direction == Some(TruncationDirection::Left) {
+            return Err("truncation_direction: left is not supported: PairRM truncates each text from the right; \
+                        send right or leave it out"
+                .into());
+        }
+        if self.raw_scores == Some(false) {
+            return Err("raw_scores: false is not supported: the scores are PairRM rank scores, which have no \
+                        activation to apply; send true or leave it out"
+                .into());
+        }
+        Ok(())
+    }
 }
 
 /// One reranked text.
@@ -322,6 +385,18 @@ pub struct LimitsInfo {
     pub payload_limit: usize,
     /// Longest a request may take, in seconds, before it is answered 504 (none if absent).
     pub request_timeout_secs: Option<f64>,
+    /// Longest a client may take to send a request head, in seconds (none if absent).
+    pub header_timeout_secs: Option<f64>,
+    /// Longest a client may take to send a request body, in seconds, before 408 (none if absent).
+    pub body_timeout_secs: Option<f64>,
+    /// Longest a kept-alive connection may stay idle, in seconds (none if absent).
+    pub keep_alive_timeout_secs: Option<f64>,
+    /// Longest the requests in flight may take to finish on shutdown, in seconds (none if absent).
+    pub shutdown_timeout_secs: Option<f64>,
+    /// Most connections open at once.
+    pub max_connections: usize,
+    /// Whether the API needs `Authorization: Bearer <key>`.
+    pub api_key_required: bool,
 }
 
 #[cfg(test)]
