@@ -5,9 +5,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
-use pairrm::checkpoint::{Checkpoint, EnvSource, OpenOptions};
+use pairrm::checkpoint::{Checkpoint, OpenOptions};
 use pairrm::model::WeightDtype;
 use pairrm::{Engine, EngineOptions};
+use pairrm_hub::EnvSource;
 
 use crate::download_bar::DownloadBars;
 

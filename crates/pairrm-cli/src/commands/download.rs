@@ -5,9 +5,10 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
-use pairrm::checkpoint::cache_scan::snapshot_files;
 use pairrm::checkpoint::hub::{FileRequest, SnapshotSource};
-use pairrm::checkpoint::{Checkpoint, EnvSource, OpenOptions};
+use pairrm::checkpoint::{Checkpoint, OpenOptions};
+use pairrm_hub::cache_scan::snapshot_files;
+use pairrm_hub::EnvSource;
 use serde::Serialize;
 
 use crate::download_bar::DownloadBars;

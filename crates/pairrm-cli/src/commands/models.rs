@@ -2,8 +2,8 @@
 //! revisions, sizes and files.
 
 use indicatif::HumanBytes;
-use pairrm::checkpoint::cache_scan::{scan_cache, CachedRepo};
-use pairrm::checkpoint::HubSettings;
+use pairrm_hub::cache_scan::{scan_cache, CachedRepo};
+use pairrm_hub::HubSettings;
 
 use crate::jsonl::Outcome;
 
@@ -69,7 +69,7 @@ fn table(repos: &[CachedRepo], cache_dir: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pairrm::checkpoint::cache_scan::{CachedFile, CachedRevision};
+    use pairrm_hub::cache_scan::{CachedFile, CachedRevision};
 
     #[test]
     fn table_rows() {

@@ -9,11 +9,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use fake_hub::{sha256_hex, FakeFile, FakeHub, Fault, Gate, Logged};
-use pairrm::checkpoint::download::{DownloadProgress, FileProgress, HubDownloader, HubSettings};
 use pairrm::checkpoint::hub::{FileRequest, HubCache, SnapshotSource};
 use pairrm::checkpoint::{Checkpoint, Layout, OpenOptions};
 use pairrm::judge::Pair;
 use pairrm::{CallOptions, Engine, EngineOptions, Error};
+use pairrm_hub::{DownloadProgress, FileProgress, HubDownloader, HubSettings};
 
 const RANKER: &str = "test/pairrm";
 const BACKBONE: &str = "test/backbone";

@@ -1,5 +1,5 @@
 //! Downloading hub repos into the Hugging Face cache, in the layout of Python's
-//! `huggingface_hub` (see [`crate::checkpoint::hub`]), so that both share one cache both ways.
+//! `huggingface_hub` (see [`pairrm::checkpoint::hub`]), so that both share one cache both ways.
 //!
 //! [`HubDownloader`] is a [`SnapshotSource`]: asked for files of a repo at a revision, it answers
 //! from the cache when everything asked for is there — no request at all — and downloads only what
@@ -11,21 +11,17 @@
 //! `.no_exist/` and not asked for again at that commit. With [`HubSettings::offline`] set, the
 //! downloader never uses the network and behaves as [`HubCache`].
 
-mod http;
-mod settings;
-mod store;
-mod transfer;
-
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 
-pub use settings::{HubSettings, DEFAULT_ENDPOINT};
+use pairrm::checkpoint::hub::{is_commit_hash, FileRequest, HubCache, SnapshotSource};
+use pairrm::{Error, Result};
 
-use self::http::{Head, HubClient, RemoteFile};
-use self::store::RepoStore;
-use super::hub::{is_commit_hash, FileRequest, HubCache, SnapshotSource};
-use crate::error::{Error, Result};
+use crate::http::{Head, HubClient, RemoteFile};
+use crate::settings::HubSettings;
+use crate::store::{self, RepoStore};
+use crate::transfer;
 
 /// Watches downloads (e.g. to draw progress bars). Called from the downloading thread.
 pub trait DownloadProgress: Send + Sync {
@@ -166,7 +162,7 @@ impl SnapshotSource for HubDownloader {
 /// The source the process environment names, made only when a hub id needs it (so that local
 /// checkpoints never depend on the environment): a [`HubDownloader`] with
 /// [`HubSettings::from_env`] — which reads the cache alone when `HF_HUB_OFFLINE` is set. This is
-/// what [`crate::checkpoint::Checkpoint::open`] uses.
+/// what the `pairrm` CLI loads hub models with.
 #[derive(Default)]
 pub struct EnvSource {
     progress: Option<Arc<dyn DownloadProgress>>,

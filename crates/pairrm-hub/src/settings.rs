@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::checkpoint::hub;
-use crate::error::{Error, Result};
+use pairrm::checkpoint::hub;
+use pairrm::{Error, Result};
 
 /// The public hub, used when `HF_ENDPOINT` is not set.
 pub const DEFAULT_ENDPOINT: &str = "https://huggingface.co";
@@ -19,7 +19,7 @@ const DEFAULT_DOWNLOAD_TIMEOUT_S: f64 = 10.0;
 /// Further attempts after a download breaks off mid-file (each resumes where the last stopped).
 const DEFAULT_RETRIES: u32 = 3;
 
-/// How [`super::HubDownloader`] reaches the hub and where it stores files.
+/// How [`crate::HubDownloader`] reaches the hub and where it stores files.
 #[derive(Clone)]
 pub struct HubSettings {
     /// The hub's base URL without a trailing `/` (`HF_ENDPOINT`, default [`DEFAULT_ENDPOINT`]).

@@ -8,9 +8,9 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-use super::http::{HubClient, RemoteFile, RequestError};
-use super::DownloadProgress;
-use crate::error::{Error, Result};
+use crate::http::{HubClient, RemoteFile, RequestError};
+use crate::DownloadProgress;
+use pairrm::{Error, Result};
 
 /// Bytes read from the network at a time.
 const CHUNK: usize = 256 * 1024;

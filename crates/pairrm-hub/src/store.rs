@@ -1,4 +1,4 @@
-//! Writing into the cache in `huggingface_hub`'s layout (see [`crate::checkpoint::hub`]), so that
+//! Writing into the cache in `huggingface_hub`'s layout (see [`pairrm::checkpoint::hub`]), so that
 //! a reader never sees a half-written file:
 //! - blobs are downloaded to `blobs/<etag>.incomplete` and renamed when complete and verified;
 //! - pointers (`snapshots/<commit>/<file>`) are relative symlinks to `../../blobs/<etag>`, or
@@ -14,8 +14,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use fs4::FileExt;
 
-use crate::checkpoint::hub::{repo_folder_name, HubCache};
-use crate::error::{Error, Result};
+use pairrm::checkpoint::hub::{repo_folder_name, HubCache};
+use pairrm::{Error, Result};
 
 /// The cache folders of one repo.
 pub(crate) struct RepoStore {

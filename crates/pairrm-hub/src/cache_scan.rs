@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use crate::error::{Error, Result};
+use pairrm::{Error, Result};
 
 /// A model repo in the cache (`models--<org>--<name>`).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

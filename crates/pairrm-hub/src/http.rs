@@ -16,8 +16,8 @@ use std::io::Read;
 use ureq::http::{HeaderMap, Response};
 use ureq::Body;
 
-use super::settings::HubSettings;
-use crate::error::{Error, Result};
+use crate::settings::HubSettings;
+use pairrm::{Error, Result};
 
 /// Relative redirects followed when asking about a file (a renamed repo redirects once).
 const MAX_RELATIVE_REDIRECTS: usize = 5;
