@@ -91,8 +91,8 @@ pub struct StatsArgs {
 
 impl StatsArgs {
     /// The library's bootstrap settings.
-    pub fn bootstrap(&self) -> pairrm::eval::Bootstrap {
-        pairrm::eval::Bootstrap { resamples: self.bootstrap, seed: self.seed, confidence: self.confidence }
+    pub fn bootstrap(&self) -> pairrm_eval::Bootstrap {
+        pairrm_eval::Bootstrap { resamples: self.bootstrap, seed: self.seed, confidence: self.confidence }
     }
 }
 

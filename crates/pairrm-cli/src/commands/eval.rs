@@ -6,14 +6,14 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use pairrm::eval::{count_rows, plot, render, EvalOptions, Evaluator, Format, RowOutcome, TieGrid};
 use pairrm::judge::CompareMode;
+use pairrm_eval::{count_rows, EvalOptions, Evaluator, Format, RowOutcome, TieGrid};
 use serde::Serialize;
 
 use crate::args::{ModelArgs, ReportArgs, StatsArgs};
 use crate::jsonl::Outcome;
 use crate::progress::Progress;
-use crate::report::{emit, RowsWriter};
+use crate::report::{emit, plot, render, RowsWriter};
 
 /// Arguments of `pairrm eval`.
 #[derive(clap::Args)]
@@ -62,18 +62,18 @@ fn parse_mode(s: &str) -> Result<CompareMode, String> {
 enum RowLine<'r> {
     Scored {
         #[serde(flatten)]
-        location: &'r pairrm::eval::Location,
+        location: &'r pairrm_eval::Location,
         #[serde(skip_serializing_if = "Option::is_none")]
         id: Option<&'r str>,
         keys: BTreeMap<&'static str, &'r str>,
-        label: pairrm::eval::Label,
+        label: pairrm_eval::Label,
         logit: f32,
         #[serde(skip_serializing_if = "Option::is_none")]
         logit_ab: Option<f32>,
         #[serde(skip_serializing_if = "Option::is_none")]
         logit_ba: Option<f32>,
     },
-    Bad(&'r pairrm::eval::BadRow),
+    Bad(&'r pairrm_eval::BadRow),
 }
 
 /// Runs `pairrm eval`.

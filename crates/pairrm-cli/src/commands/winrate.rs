@@ -4,15 +4,15 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use pairrm::eval::records::count_records;
-use pairrm::eval::winrate::{winrate, PairOutcome};
-use pairrm::eval::{plot, render, WinrateOptions};
 use pairrm::judge::CompareMode;
+use pairrm_eval::records::count_records;
+use pairrm_eval::winrate::{winrate, PairOutcome};
+use pairrm_eval::WinrateOptions;
 
 use crate::args::{ModelArgs, ReportArgs, StatsArgs};
 use crate::jsonl::Outcome;
 use crate::progress::Progress;
-use crate::report::{emit, RowsWriter};
+use crate::report::{emit, plot, render, RowsWriter};
 
 /// Arguments of `pairrm winrate`.
 #[derive(clap::Args)]

@@ -6,8 +6,8 @@
 
 use super::fields::{plain_request, Fields};
 use super::{by_key, Context, Item};
-use crate::eval::stats::{Combine, Label};
-use crate::eval::summary::{GroupSpec, Grouping};
+use crate::stats::{Combine, Label};
+use crate::summary::{GroupSpec, Grouping};
 
 /// Auto-J's scenario groups, in its order (from `codes/leaderboard/utils_constants.py`).
 pub const AUTOJ_GROUPS: [(&str, &[&str]); 8] = [

@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use super::summary::{Row, Summary};
+use pairrm_eval::summary::{Row, Summary};
 
 /// Colours of the metric series, in order.
 const COLORS: [&str; 6] = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b"];
@@ -140,8 +140,8 @@ mod tests {
     use std::collections::BTreeMap;
 
     use super::*;
-    use crate::eval::stats::Estimate;
-    use crate::eval::summary::{MetricInfo, Table};
+    use pairrm_eval::stats::Estimate;
+    use pairrm_eval::summary::{MetricInfo, Table};
 
     fn row(name: &str, v: f64) -> Row {
         let e = Estimate { value: Some(v), ci: Some([v - 0.1, v + 0.1]), n: 10, hits: 10.0 * v };

@@ -15,7 +15,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::judge::SplitMix64;
+use pairrm::judge::SplitMix64;
 
 /// A human label, or a prediction: which answer is better.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

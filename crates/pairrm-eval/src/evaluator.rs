@@ -9,14 +9,14 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::formats::{Context, Format, Item};
-use super::metrics::{metrics_for, Rule};
-use super::plan::{score_requests, Scored};
-use super::records::{count_records, Position, RecordReader};
-use super::stats::{predict, search_tie_threshold, Bootstrap, Label, TieGrid, TieSearch};
-use super::summary::{summarize, MetricScores, Summary};
-use crate::error::{Error, Result};
-use crate::judge::{CompareMode, CompareRequest, PairScorer};
+use crate::formats::{Context, Format, Item};
+use crate::metrics::{metrics_for, Rule};
+use crate::plan::{score_requests, Scored};
+use crate::records::{count_records, Position, RecordReader};
+use crate::stats::{predict, search_tie_threshold, Bootstrap, Label, TieGrid, TieSearch};
+use crate::summary::{summarize, MetricScores, Summary};
+use pairrm::judge::{CompareMode, CompareRequest, PairScorer};
+use pairrm::{Error, Result};
 
 /// Forward passes gathered before a chunk is scored.
 pub const CHUNK_PASSES: usize = 256;
@@ -412,7 +412,7 @@ pub fn count_rows(format: Format, path: &Path) -> Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::eval::plan::testing::LenScorer;
+    use crate::plan::testing::LenScorer;
 
     fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
         let p = dir.join(name);

@@ -23,11 +23,11 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use super::records::Position;
-use super::stats::{Combine, Label};
-use super::summary::{GroupSpec, Grouping};
-use crate::error::{Error, Result};
-use crate::judge::CompareRequest;
+use crate::records::Position;
+use crate::stats::{Combine, Label};
+use crate::summary::{GroupSpec, Grouping};
+use pairrm::judge::CompareRequest;
+use pairrm::{Error, Result};
 
 pub use autoj::{autoj_group, AUTOJ_GROUPS};
 pub use fields::{conversation_pair, plain_request};

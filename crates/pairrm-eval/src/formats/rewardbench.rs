@@ -9,9 +9,9 @@
 
 use super::fields::{conversation_pair, plain_request, turns_of, Fields};
 use super::{by_key, Context, Item};
-use crate::eval::stats::{Combine, Label};
-use crate::eval::summary::{GroupSpec, Grouping};
-use crate::judge::Turn;
+use crate::stats::{Combine, Label};
+use crate::summary::{GroupSpec, Grouping};
+use pairrm::judge::Turn;
 
 /// RewardBench's example count of each subset (its `EXAMPLE_COUNTS`, the section weights).
 pub const REWARDBENCH_COUNTS: [(&str, f64); 23] = [

@@ -4,7 +4,7 @@
 
 use super::fields::{conversation_pair, plain_request, Fields};
 use super::{Context, Item};
-use crate::eval::stats::Label;
+use crate::stats::Label;
 
 pub(super) fn parse(f: &Fields, context: &Context) -> Result<Item, String> {
     let raw = f.str("label")?;

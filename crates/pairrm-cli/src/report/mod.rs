@@ -1,5 +1,8 @@
-//! Output of the report commands (`eval`, `winrate`): the report on stdout (tables, or JSON),
-//! the optional SVG plot, and the optional per-row JSON lines.
+//! Output of the report commands (`eval`, `winrate`): the report on stdout (tables, or JSON,
+//! [`render`]), the optional SVG plot ([`plot`]), and the optional per-row JSON lines.
+
+pub mod plot;
+pub mod render;
 
 use std::fs::File;
 use std::io::{BufWriter, Write};

@@ -4,14 +4,16 @@
 //!
 //! - [`records`] streams the rows of a file (JSON lines or one JSON array) with their positions;
 //!   [`formats`] turns each benchmark's rows into comparisons with labels and categories.
-//! - [`plan`] scores a chunk of comparisons in one scorer call, in any [`crate::judge::CompareMode`]
-//!   (`both` by default), exactly as [`crate::judge::compare`] does.
+//! - [`plan`] scores a chunk of comparisons in one scorer call, in any [`pairrm::judge::CompareMode`]
+//!   (`both` by default), exactly as [`pairrm::judge::compare`] does.
 //! - [`metrics`] scores each row as its benchmark does (ties included); [`stats`] holds the
 //!   percentile bootstrap, the interval percentiles and the tie-threshold search; [`summary`] makes
 //!   the per-category tables.
 //! - [`evaluator`] runs an evaluation, streaming: only each row's outcome is kept, bad rows are
 //!   recorded with their positions and never stop the run. [`winrate`] does the same for win rates.
-//! - [`render`] prints reports as text tables; [`plot`] draws them as SVG.
+//!
+//! The reports are data (serializable); the `pairrm` CLI prints them as tables or JSON and draws
+//! them as SVG.
 //!
 //! Results depend only on the rows, the options and the seed: not on chunking, batching, thread
 //! count or platform.
@@ -20,9 +22,7 @@ pub mod evaluator;
 pub mod formats;
 pub mod metrics;
 pub mod plan;
-pub mod plot;
 pub mod records;
-pub mod render;
 pub mod stats;
 pub mod summary;
 pub mod winrate;

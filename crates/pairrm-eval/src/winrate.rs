@@ -26,14 +26,14 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use super::evaluator::{validate_bootstrap, BadRow, Location, CHUNK_PASSES, CHUNK_ROWS};
-use super::formats::fields::Fields;
-use super::plan::score_requests;
-use super::records::{read_at, Position, RecordReader};
-use super::stats::{predict, Bootstrap, Combine, Estimate, Label};
-use super::summary::{summarize, GroupSpec, Grouping, MetricInfo, MetricScores, Summary};
-use crate::error::{Error, Result};
-use crate::judge::{CompareMode, CompareRequest, PairScorer};
+use crate::evaluator::{validate_bootstrap, BadRow, Location, CHUNK_PASSES, CHUNK_ROWS};
+use crate::formats::fields::Fields;
+use crate::plan::score_requests;
+use crate::records::{read_at, Position, RecordReader};
+use crate::stats::{predict, Bootstrap, Combine, Estimate, Label};
+use crate::summary::{summarize, GroupSpec, Grouping, MetricInfo, MetricScores, Summary};
+use pairrm::judge::{CompareMode, CompareRequest, PairScorer};
+use pairrm::{Error, Result};
 
 /// How to compute win rates.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -598,7 +598,7 @@ fn mean_median(values: &mut [u64]) -> (Option<f64>, Option<f64>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::eval::plan::testing::LenScorer;
+    use crate::plan::testing::LenScorer;
 
     const BASELINE: &str = r#"{"instruction": "i1", "output": "bb", "generator": "base", "dataset": "d1"}
 {"instruction": "i2", "output": "bbbb", "dataset": "d1"}

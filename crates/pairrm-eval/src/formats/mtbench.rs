@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::fields::{conversation_pair, kind, Fields};
 use super::{Context, Item};
-use crate::eval::stats::Label;
+use crate::stats::Label;
 
 /// The judge kind: a judge id such as `expert_12` without its number; a list (`["gpt-4",
 /// "pair-v2"]`) joined with `/`.
@@ -62,7 +62,7 @@ pub(super) fn parse(f: &Fields, context: &Context) -> Result<Item, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::judge::CONVERSATION_INSTRUCTION;
+    use pairrm::judge::CONVERSATION_INSTRUCTION;
 
     fn row(winner: &str, turn: u64, judge: &str) -> String {
         format!(

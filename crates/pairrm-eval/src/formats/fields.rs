@@ -2,7 +2,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::judge::{conversation_request, CompareRequest, Turn};
+use pairrm::judge::{conversation_request, CompareRequest, Turn};
 
 /// One row's JSON object.
 pub struct Fields(Map<String, Value>);
@@ -116,7 +116,7 @@ pub fn conversation_pair(a: &[Turn], b: &[Turn], conversation: bool) -> Result<C
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::judge::CONVERSATION_INSTRUCTION;
+    use pairrm::judge::CONVERSATION_INSTRUCTION;
 
     #[test]
     fn fields_explain_what_is_wrong() {

@@ -3,10 +3,10 @@
 
 use std::fmt::Write;
 
-use super::evaluator::{BadRow, EvalReport};
-use super::stats::{Bootstrap, Estimate};
-use super::summary::{MetricInfo, Row, Summary};
-use super::winrate::{LengthStats, WinrateReport};
+use pairrm_eval::evaluator::{BadRow, EvalReport};
+use pairrm_eval::stats::{Bootstrap, Estimate};
+use pairrm_eval::summary::{MetricInfo, Row, Summary};
+use pairrm_eval::winrate::{LengthStats, WinrateReport};
 
 /// Bad rows listed in a text report (all of them are in the JSON report).
 const BAD_ROWS_SHOWN: usize = 20;

@@ -11,8 +11,8 @@
 //!   - **without ties**: rows where the human or the model (at `t`) says tie are left out
 //!     (MT-bench's "without tie" setup, FastChat's `compute_agreement.py`).
 
-use super::stats::{predict, Label};
-use super::summary::MetricInfo;
+use crate::stats::{predict, Label};
+use crate::summary::MetricInfo;
 
 /// A scoring rule.
 #[derive(Debug, Clone, Copy, PartialEq)]

@@ -17,9 +17,9 @@ use serde_json::Value;
 
 use super::fields::{kind, plain_request, Fields};
 use super::{Context, DocumentRows, Item};
-use crate::error::{Error, Result};
-use crate::eval::records::Position;
-use crate::eval::stats::Label;
+use crate::records::Position;
+use crate::stats::Label;
+use pairrm::{Error, Result};
 
 pub(super) fn parse_row(f: &Fields, context: &Context) -> std::result::Result<Item, String> {
     let input = f.str("input")?;

@@ -1,6 +1,6 @@
 //! The scoring plan: the forward passes a chunk of comparisons needs, sent to the scorer in one
 //! call (identical passes once), and each comparison's logits read back. The logit is the one
-//! [`crate::judge::compare`] returns in the same mode, bit for bit; in mode `both` the two raw
+//! [`pairrm::judge::compare`] returns in the same mode, bit for bit; in mode `both` the two raw
 //! logits are kept too, for the position statistics.
 
 use std::collections::HashMap;
@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::judge::{both_logit, CompareMode, CompareRequest, Pair, PairScorer};
+use pairrm::judge::{both_logit, CompareMode, CompareRequest, Pair, PairScorer};
 
 /// The logits of one comparison.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -81,8 +81,8 @@ pub(crate) mod testing {
 
     use std::sync::Mutex;
 
-    use crate::error::{Error, Result};
-    use crate::judge::{Pair, PairScorer};
+    use pairrm::judge::{Pair, PairScorer};
+    use pairrm::{Error, Result};
 
     /// `logit = (chars(left) − chars(right)) / 2 + bias`, recording the size of every call;
     /// pairs whose left text contains `FAIL` fail.
@@ -122,7 +122,7 @@ pub(crate) mod testing {
 mod tests {
     use super::testing::LenScorer;
     use super::*;
-    use crate::judge::compare;
+    use pairrm::judge::compare;
 
     fn req(instruction: Option<&str>, source: &str, a: &str, b: &str) -> CompareRequest {
         CompareRequest { instruction: instruction.map(str::to_string), source: source.into(), a: a.into(), b: b.into() }
@@ -176,7 +176,7 @@ mod tests {
         assert!(got[1].is_ok());
         struct Short;
         impl PairScorer for Short {
-            fn logits(&self, _: &[Pair]) -> Vec<crate::Result<f32>> {
+            fn logits(&self, _: &[Pair]) -> Vec<pairrm::Result<f32>> {
                 vec![Ok(1.0)]
             }
         }

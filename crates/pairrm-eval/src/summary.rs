@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::stats::{estimate, Bootstrap, Combine, Estimate};
+use crate::stats::{estimate, Bootstrap, Combine, Estimate};
 
 /// What a metric measures.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

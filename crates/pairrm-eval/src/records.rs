@@ -15,7 +15,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::error::{Error, Result};
+use pairrm::{Error, Result};
 
 /// Where a record starts in its file (1-based numbers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
