@@ -11,11 +11,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::formats::{Context, Format, Item};
 use crate::metrics::{metrics_for, Rule};
-use crate::plan::{score_requests, Scored};
 use crate::records::{count_records, Position, RecordReader};
 use crate::stats::{predict, search_tie_threshold, Bootstrap, Label, TieGrid, TieSearch};
 use crate::summary::{summarize, MetricScores, Summary};
-use pairrm::judge::{CompareMode, CompareRequest, PairScorer};
+use pairrm::judge::{compare_logits, CompareLogits, CompareMode, PairScorer};
 use pairrm::{Error, Result};
 
 /// Forward passes gathered before a chunk is scored.
@@ -119,7 +118,7 @@ pub enum RowOutcome<'r> {
         /// The row.
         item: &'r Item,
         /// Its logits.
-        scored: Scored,
+        scored: CompareLogits,
     },
     /// Not evaluated.
     Bad(&'r BadRow),
@@ -182,7 +181,7 @@ pub struct EvalReport {
 struct Outcome {
     stratum: u32,
     label: Label,
-    scored: Scored,
+    scored: CompareLogits,
 }
 
 /// Callback receiving each row's outcome.
@@ -286,11 +285,13 @@ impl<'a, S: PairScorer + ?Sized> Evaluator<'a, S> {
     fn flush(&mut self) {
         let pending = std::mem::take(&mut self.pending);
         self.pending_passes = 0;
-        let requests: Vec<&CompareRequest> =
-            pending.iter().filter_map(|(_, i)| i.as_ref().ok().map(|i| &i.request)).collect();
-        let mut scored = score_requests(self.scorer, &requests, self.options.mode).into_iter();
+        let requests = pending.iter().filter_map(|(_, i)| i.as_ref().ok().map(|i| &i.request));
+        let mut scored = compare_logits(self.scorer, requests, self.options.mode).into_iter();
         for (location, item) in pending {
-            let result = item.and_then(|item| scored.next().expect("one result per request").map(|s| (item, s)));
+            let result = item.and_then(|item| {
+                let s = scored.next().expect("one result per request").map_err(|e| e.to_string())?;
+                Ok((item, s))
+            });
             match result {
                 Ok((item, s)) => {
                     let stratum = match self.strata_index.get(&item.keys) {
@@ -376,7 +377,7 @@ impl<'a, S: PairScorer + ?Sized> Evaluator<'a, S> {
     }
 
     fn position(&self, rule: Rule, metric: &str) -> PositionStats {
-        let rate = |logit: &dyn Fn(&Scored) -> f32| {
+        let rate = |logit: &dyn Fn(&CompareLogits) -> f32| {
             let scores: Vec<f64> = self.outcomes.iter().filter_map(|o| rule.score(o.label, logit(&o.scored))).collect();
             (!scores.is_empty()).then(|| scores.iter().sum::<f64>() / scores.len() as f64)
         };
@@ -412,7 +413,7 @@ pub fn count_rows(format: Format, path: &Path) -> Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::testing::LenScorer;
+    use crate::testing::LenScorer;
 
     fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
         let p = dir.join(name);

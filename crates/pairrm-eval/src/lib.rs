@@ -4,8 +4,9 @@
 //!
 //! - [`records`] streams the rows of a file (JSON lines or one JSON array) with their positions;
 //!   [`formats`] turns each benchmark's rows into comparisons with labels and categories.
-//! - [`plan`] scores a chunk of comparisons in one scorer call, in any [`pairrm::judge::CompareMode`]
-//!   (`both` by default), exactly as [`pairrm::judge::compare`] does.
+//! - Each chunk of comparisons is scored in one scorer call by [`pairrm::judge::compare_logits`]
+//!   (exactly [`pairrm::judge::compare`], with each pass's raw logit kept), in any
+//!   [`pairrm::judge::CompareMode`] (`both` by default).
 //! - [`metrics`] scores each row as its benchmark does (ties included); [`stats`] holds the
 //!   percentile bootstrap, the interval percentiles and the tie-threshold search; [`summary`] makes
 //!   the per-category tables.
@@ -21,11 +22,13 @@
 pub mod evaluator;
 pub mod formats;
 pub mod metrics;
-pub mod plan;
 pub mod records;
 pub mod stats;
 pub mod summary;
 pub mod winrate;
+
+#[cfg(test)]
+mod testing;
 
 pub use evaluator::{
     count_rows, BadRow, EvalOptions, EvalReport, Evaluator, LabelCounts, Location, PositionStats, RowOutcome,

@@ -28,11 +28,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::evaluator::{validate_bootstrap, BadRow, Location, CHUNK_PASSES, CHUNK_ROWS};
 use crate::formats::fields::Fields;
-use crate::plan::score_requests;
 use crate::records::{read_at, Position, RecordReader};
 use crate::stats::{predict, Bootstrap, Combine, Estimate, Label};
 use crate::summary::{summarize, GroupSpec, Grouping, MetricInfo, MetricScores, Summary};
-use pairrm::judge::{CompareMode, CompareRequest, PairScorer};
+use pairrm::judge::{compare_logits, CompareMode, CompareRequest, PairScorer};
 use pairrm::{Error, Result};
 
 /// How to compute win rates.
@@ -441,9 +440,8 @@ impl Run {
         pending: Vec<std::result::Result<Pending, BadRow>>,
         sink: &mut impl FnMut(PairOutcome<'_>),
     ) {
-        let requests: Vec<&CompareRequest> =
-            pending.iter().filter_map(|p| p.as_ref().ok().and_then(|p| p.request.as_ref())).collect();
-        let mut scored = score_requests(scorer, &requests, self.options.mode).into_iter();
+        let requests = pending.iter().filter_map(|p| p.as_ref().ok().and_then(|p| p.request.as_ref()));
+        let mut scored = compare_logits(scorer, requests, self.options.mode).into_iter();
         for item in pending {
             let result = item.and_then(|Pending { mut result, request }| {
                 if request.is_some() {
@@ -456,7 +454,7 @@ impl Run {
                                 Label::Tie => Outcome::Tie,
                             };
                         }
-                        Err(error) => return Err(BadRow { location: result.location, error }),
+                        Err(e) => return Err(BadRow { location: result.location, error: e.to_string() }),
                     }
                 }
                 Ok(result)
@@ -598,7 +596,7 @@ fn mean_median(values: &mut [u64]) -> (Option<f64>, Option<f64>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::testing::LenScorer;
+    use crate::testing::LenScorer;
 
     const BASELINE: &str = r#"{"instruction": "i1", "output": "bb", "generator": "base", "dataset": "d1"}
 {"instruction": "i2", "output": "bbbb", "dataset": "d1"}

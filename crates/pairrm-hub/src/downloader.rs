@@ -197,11 +197,7 @@ impl EnvSource {
             }
             Ok(dl)
         });
-        match made {
-            Ok(dl) => Ok(dl),
-            Err(Error::Hub(message)) => Err(Error::Hub(message.clone())),
-            Err(other) => Err(Error::Hub(other.to_string())),
-        }
+        made.as_ref().map_err(Error::clone)
     }
 }
 

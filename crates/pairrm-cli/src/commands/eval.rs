@@ -28,7 +28,7 @@ pub struct Args {
     #[arg(long, short = 'f', value_parser = parse_format)]
     format: Format,
     /// `both` (default): logit(A,B) − logit(B,A), the two orders; `ab` or `ba`: one pass.
-    #[arg(long, default_value = "both", value_parser = parse_mode)]
+    #[arg(long, default_value = "both")]
     mode: CompareMode,
     /// The model predicts a tie when |logit| ≤ this (0: only an exact 0).
     #[arg(long, default_value_t = 0.0)]
@@ -49,10 +49,6 @@ pub struct Args {
 }
 
 fn parse_format(s: &str) -> Result<Format, String> {
-    s.parse().map_err(|e: pairrm::Error| e.to_string())
-}
-
-fn parse_mode(s: &str) -> Result<CompareMode, String> {
     s.parse().map_err(|e: pairrm::Error| e.to_string())
 }
 

@@ -33,7 +33,7 @@ pub struct Args {
     #[arg(long)]
     baseline_name: Option<String>,
     /// `both` (default): logit(A,B) − logit(B,A), the two orders; `ab` or `ba`: one pass.
-    #[arg(long, default_value = "both", value_parser = parse_mode)]
+    #[arg(long, default_value = "both")]
     mode: CompareMode,
     /// A tie when |logit| ≤ this (0: only an exact 0; identical outputs are always ties).
     #[arg(long, default_value_t = 0.0)]
@@ -42,10 +42,6 @@ pub struct Args {
     stats: StatsArgs,
     #[command(flatten)]
     report: ReportArgs,
-}
-
-fn parse_mode(s: &str) -> Result<CompareMode, String> {
-    s.parse().map_err(|e: pairrm::Error| e.to_string())
 }
 
 /// Runs `pairrm winrate`.

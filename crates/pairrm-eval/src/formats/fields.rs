@@ -34,6 +34,11 @@ impl Fields {
         }
     }
 
+    /// The whole object.
+    pub fn object(&self) -> &Map<String, Value> {
+        &self.0
+    }
+
     /// The field's value, if present and not null.
     pub fn get(&self, name: &str) -> Option<&Value> {
         self.0.get(name).filter(|v| !v.is_null())

@@ -2,6 +2,8 @@
 //! instruction?, subset?, id?}` or `{conversation_a, conversation_b, label, subset?, id?}`, with
 //! `label` one of `a`, `b`, `tie` (any case).
 
+use pairrm::judge::CompareInput;
+
 use super::fields::{conversation_pair, plain_request, Fields};
 use super::{Context, Item};
 use crate::stats::Label;
@@ -14,7 +16,7 @@ pub(super) fn parse(f: &Fields, context: &Context) -> Result<Item, String> {
         "tie" => Label::Tie,
         _ => return Err(format!("field `label` must be \"a\", \"b\" or \"tie\", got {raw:?}")),
     };
-    let request = if f.get("conversation_a").is_some() || f.get("conversation_b").is_some() {
+    let request = if CompareInput::is_conversation(f.object()) {
         conversation_pair(&f.turns("conversation_a")?, &f.turns("conversation_b")?, context.conversation)?
     } else {
         plain_request(f.opt_str("instruction")?, f.str("source")?, f.str("a")?, f.str("b")?, context.conversation)?
