@@ -415,6 +415,10 @@ mod tests {
     use super::*;
     use crate::testing::LenScorer;
 
+    fn format(name: &str) -> Format {
+        Format::named(name).unwrap()
+    }
+
     fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
         let p = dir.join(name);
         std::fs::write(&p, text).unwrap();
@@ -441,7 +445,7 @@ mod tests {
         let scorer = LenScorer::new(0.125);
         let run = |passes, rows| {
             let mut e =
-                Evaluator::new(&scorer, Format::AutoJ, EvalOptions::default()).unwrap().with_chunks(passes, rows);
+                Evaluator::new(&scorer, format("autoj"), EvalOptions::default()).unwrap().with_chunks(passes, rows);
             e.add_file(&path).unwrap();
             e.finish()
         };
@@ -469,7 +473,7 @@ mod tests {
         let path = write(dir.path(), "autoj.jsonl", &autoj_rows(3000));
         let scorer = LenScorer::new(0.0);
         let mut seen = 0usize;
-        let mut e = Evaluator::new(&scorer, Format::AutoJ, EvalOptions::default()).unwrap().on_row(|_| seen += 1);
+        let mut e = Evaluator::new(&scorer, format("autoj"), EvalOptions::default()).unwrap().on_row(|_| seen += 1);
         e.add_file(&path).unwrap();
         let report = e.finish();
         assert_eq!((report.rows, seen), (3000, 3000));
@@ -495,7 +499,7 @@ mod tests {
         );
         let scorer = LenScorer::new(0.0);
         let mut events = vec![];
-        let mut e = Evaluator::new(&scorer, Format::Jsonl, EvalOptions::default()).unwrap().on_row(|r| {
+        let mut e = Evaluator::new(&scorer, format("jsonl"), EvalOptions::default()).unwrap().on_row(|r| {
             events.push(match r {
                 RowOutcome::Scored { location, scored, .. } => format!("{} ok {}", location.position, scored.logit),
                 RowOutcome::Bad(b) => format!("{} bad", b.location.position),
@@ -530,7 +534,7 @@ mod tests {
              {\"prompt\": \"p\", \"chosen\": \"aaaa\", \"rejected\": \"b\", \"subset\": \"hep-go\"}\n",
         );
         let scorer = LenScorer::new(0.5);
-        let mut e = Evaluator::new(&scorer, Format::RewardBench, EvalOptions::default()).unwrap();
+        let mut e = Evaluator::new(&scorer, format("rewardbench"), EvalOptions::default()).unwrap();
         e.add_file(&path).unwrap();
         let r = e.finish();
         assert_eq!(r.summary.overall.values["accuracy"].value, Some(0.5));
@@ -538,7 +542,7 @@ mod tests {
         assert_eq!((p.metric.as_str(), p.ab, p.ba, p.consistency), ("accuracy", Some(1.0), Some(0.5), 0.5));
         assert_eq!(r.summary.tables.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), ["section", "subset"]);
         let mut single =
-            Evaluator::new(&scorer, Format::RewardBench, EvalOptions { mode: CompareMode::Ab, ..Default::default() })
+            Evaluator::new(&scorer, format("rewardbench"), EvalOptions { mode: CompareMode::Ab, ..Default::default() })
                 .unwrap();
         single.add_file(&path).unwrap();
         let r = single.finish();
@@ -554,9 +558,9 @@ mod tests {
             "task.json",
             "{\n \"examples\": [\n  {\"input\": \"q\", \"target_scores\": {\"good!\": 1, \"bad\": 0}},\n  {\"input\": \"q\", \"target_scores\": {\"x\": 1}}\n ]\n}\n",
         );
-        assert_eq!(count_rows(Format::Hhh, &task).unwrap(), 2);
+        assert_eq!(count_rows(format("hhh"), &task).unwrap(), 2);
         let scorer = LenScorer::new(0.0);
-        let mut e = Evaluator::new(&scorer, Format::Hhh, EvalOptions::default()).unwrap();
+        let mut e = Evaluator::new(&scorer, format("hhh"), EvalOptions::default()).unwrap();
         e.add_file(&task).unwrap();
         assert!(matches!(e.add_file(&dir.path().join("missing.json")), Err(Error::Io { .. })));
         let r = e.finish();
@@ -566,7 +570,7 @@ mod tests {
         assert_eq!(r.summary.tables[0].rows[0].name, "honest");
         assert_eq!(r.tie_search, None);
         let rows = write(dir.path(), "x.jsonl", "{}\n\n{}\n");
-        assert_eq!(count_rows(Format::Jsonl, &rows).unwrap(), 2);
+        assert_eq!(count_rows(format("jsonl"), &rows).unwrap(), 2);
     }
 
     #[test]
@@ -578,7 +582,7 @@ mod tests {
             EvalOptions { bootstrap: Bootstrap { confidence: 1.0, ..Default::default() }, ..Default::default() },
         ];
         for o in bad {
-            assert!(matches!(Evaluator::new(&scorer, Format::Jsonl, o), Err(Error::InvalidInput { .. })));
+            assert!(matches!(Evaluator::new(&scorer, format("jsonl"), o), Err(Error::InvalidInput { .. })));
         }
     }
 }

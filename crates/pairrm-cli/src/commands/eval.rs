@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::str::FromStr;
 
 use anyhow::Context;
 use pairrm::judge::CompareMode;
@@ -24,8 +25,8 @@ pub struct Args {
     /// files (e.g. the four HHH subsets).
     #[arg(long, short = 'd', required = true, value_name = "FILE")]
     data: Vec<PathBuf>,
-    /// The dataset format: rewardbench, autoj, hhh, mtbench or jsonl.
-    #[arg(long, short = 'f', value_parser = parse_format)]
+    // The help lists the registry's formats (`pairrm_eval::formats::FORMATS`).
+    #[arg(long, short = 'f', value_parser = Format::from_str, help = format!("The dataset format: {}", Format::names()))]
     format: Format,
     /// `both` (default): logit(A,B) − logit(B,A), the two orders; `ab` or `ba`: one pass.
     #[arg(long, default_value = "both")]
@@ -46,10 +47,6 @@ pub struct Args {
     stats: StatsArgs,
     #[command(flatten)]
     report: ReportArgs,
-}
-
-fn parse_format(s: &str) -> Result<Format, String> {
-    s.parse().map_err(|e: pairrm::Error| e.to_string())
 }
 
 /// A line of `--rows`.

@@ -5,7 +5,7 @@
 //! and overall, all rows pooled.
 
 use super::fields::{plain_request, Fields};
-use super::{by_key, Context, Item};
+use super::{by_key, Benchmark, Context, FormatInfo, Item};
 use crate::stats::{Combine, Label};
 use crate::summary::{GroupSpec, Grouping};
 
@@ -97,6 +97,23 @@ const OTHER_GROUP: &str = "Other scenarios";
 /// The Auto-J group of a scenario (`None` for a scenario Auto-J does not define).
 pub fn autoj_group(scenario: &str) -> Option<&'static str> {
     AUTOJ_GROUPS.iter().find(|(_, scenarios)| scenarios.contains(&scenario)).map(|(g, _)| *g)
+}
+
+/// Auto-J pairwise test rows (labels with ties) (`--format autoj`).
+pub(super) struct AutoJ;
+
+impl Benchmark for AutoJ {
+    fn info(&self) -> &'static FormatInfo {
+        &FormatInfo { name: "autoj", title: "Auto-J pairwise", dimensions: &["scenario"], has_ties: true }
+    }
+
+    fn parse(&self, fields: &Fields, context: &Context) -> Result<Item, String> {
+        parse(fields, context)
+    }
+
+    fn groupings(&self, strata: &[Vec<String>]) -> Vec<Grouping> {
+        groupings(strata)
+    }
 }
 
 pub(super) fn parse(f: &Fields, context: &Context) -> Result<Item, String> {

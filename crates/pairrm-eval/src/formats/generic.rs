@@ -5,8 +5,21 @@
 use pairrm::judge::CompareInput;
 
 use super::fields::{conversation_pair, plain_request, Fields};
-use super::{Context, Item};
+use super::{Benchmark, Context, FormatInfo, Item};
 use crate::stats::Label;
+
+/// Generic labelled pairs (`--format jsonl`).
+pub(super) struct Jsonl;
+
+impl Benchmark for Jsonl {
+    fn info(&self) -> &'static FormatInfo {
+        &FormatInfo { name: "jsonl", title: "labelled pairs", dimensions: &["subset"], has_ties: true }
+    }
+
+    fn parse(&self, fields: &Fields, context: &Context) -> Result<Item, String> {
+        parse(fields, context)
+    }
+}
 
 pub(super) fn parse(f: &Fields, context: &Context) -> Result<Item, String> {
     let raw = f.str("label")?;

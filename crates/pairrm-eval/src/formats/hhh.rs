@@ -16,10 +16,27 @@ use std::path::Path;
 use serde_json::Value;
 
 use super::fields::{kind, plain_request, Fields};
-use super::{Context, DocumentRows, Item};
+use super::{Benchmark, Context, FormatInfo, DocumentRows, Item};
 use crate::records::Position;
 use crate::stats::Label;
 use pairrm::{Error, Result};
+
+/// HHH-alignment (BIG-bench) (`--format hhh`).
+pub(super) struct Hhh;
+
+impl Benchmark for Hhh {
+    fn info(&self) -> &'static FormatInfo {
+        &FormatInfo { name: "hhh", title: "HHH-alignment", dimensions: &["subset"], has_ties: false }
+    }
+
+    fn parse(&self, fields: &Fields, context: &Context) -> std::result::Result<Item, String> {
+        parse_row(fields, context)
+    }
+
+    fn read_document(&self, path: &Path, context: &Context) -> Result<Option<DocumentRows>> {
+        read_document(path, context)
+    }
+}
 
 pub(super) fn parse_row(f: &Fields, context: &Context) -> std::result::Result<Item, String> {
     let input = f.str("input")?;

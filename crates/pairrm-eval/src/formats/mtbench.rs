@@ -12,7 +12,7 @@
 use serde_json::Value;
 
 use super::fields::{conversation_pair, kind, Fields};
-use super::{Context, Item};
+use super::{Benchmark, Context, FormatInfo, Item};
 use crate::stats::Label;
 
 /// The judge kind: a judge id such as `expert_12` without its number; a list (`["gpt-4",
@@ -30,6 +30,19 @@ fn judge_kind(judge: Option<&Value>) -> Result<String, String> {
             .collect::<Vec<_>>()
             .join("/")),
         Some(v) => Err(format!("field `judge` must be a string or a list, got {}", kind(v))),
+    }
+}
+
+/// MT-bench human judgements (multi-turn, ties) (`--format mtbench`).
+pub(super) struct MtBench;
+
+impl Benchmark for MtBench {
+    fn info(&self) -> &'static FormatInfo {
+        &FormatInfo { name: "mtbench", title: "MT-bench human judgements", dimensions: &["turn", "judge"], has_ties: true }
+    }
+
+    fn parse(&self, fields: &Fields, context: &Context) -> Result<Item, String> {
+        parse(fields, context)
     }
 }
 

@@ -8,7 +8,7 @@
 //! conversation: the answers complete it.
 
 use super::fields::{conversation_pair, plain_request, turns_of, Fields};
-use super::{by_key, Context, Item};
+use super::{by_key, Benchmark, Context, FormatInfo, Item};
 use crate::stats::{Combine, Label};
 use crate::summary::{GroupSpec, Grouping};
 use pairrm::judge::Turn;
@@ -60,6 +60,23 @@ pub const REWARDBENCH_SECTIONS: [(&str, &[&str]); 4] = [
     ),
     ("Reasoning", &["math-prm", "hep-cpp", "hep-go", "hep-java", "hep-js", "hep-python", "hep-rust"]),
 ];
+
+/// RewardBench rows (chosen vs rejected) (`--format rewardbench`).
+pub(super) struct RewardBench;
+
+impl Benchmark for RewardBench {
+    fn info(&self) -> &'static FormatInfo {
+        &FormatInfo { name: "rewardbench", title: "RewardBench", dimensions: &["subset"], has_ties: false }
+    }
+
+    fn parse(&self, fields: &Fields, context: &Context) -> Result<Item, String> {
+        parse(fields, context)
+    }
+
+    fn groupings(&self, strata: &[Vec<String>]) -> Vec<Grouping> {
+        groupings(strata)
+    }
+}
 
 pub(super) fn parse(f: &Fields, context: &Context) -> Result<Item, String> {
     let chosen = f.str("chosen")?;
