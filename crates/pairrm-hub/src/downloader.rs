@@ -6,6 +6,12 @@
 //! is missing. To pick up a newer commit of a branch, make it [`HubDownloader::refresh`] (what
 //! `pairrm download` does): it then asks the hub which commit the revision points to now.
 //!
+//! A refreshing downloader also checks every cached file it is asked for against the hub's size
+//! and sha256 (LFS files; the others by size), and fetches again, atomically, what fails; with
+//! [`HubDownloader::force`] it fetches everything again. A file that fails its check is never left
+//! in the cache: its blob is removed before the new download, which is verified before it is
+//! renamed into place.
+//!
 //! Within one downloader every file of a repo comes from the same commit: the first answer of the
 //! hub (or the cached ref) pins it. Files that the hub says do not exist are recorded under
 //! `.no_exist/` and not asked for again at that commit. With [`HubSettings::offline`] set, the
@@ -21,7 +27,7 @@ use pairrm::{Error, Result};
 use crate::http::{Head, HubClient, RemoteFile};
 use crate::settings::HubSettings;
 use crate::store::{self, RepoStore};
-use crate::transfer;
+use crate::{transfer, verify};
 
 /// Watches downloads (e.g. to draw progress bars). Called from the downloading thread.
 pub trait DownloadProgress: Send + Sync {
@@ -50,13 +56,18 @@ pub struct HubDownloader {
     client: HubClient,
     progress: Option<Arc<dyn DownloadProgress>>,
     refresh: bool,
+    force: bool,
     /// Commits pinned so far, by (repo, revision).
     pinned: Mutex<HashMap<(String, String), String>>,
 }
 
 impl std::fmt::Debug for HubDownloader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HubDownloader").field("settings", &self.settings).field("refresh", &self.refresh).finish()
+        f.debug_struct("HubDownloader")
+            .field("settings", &self.settings)
+            .field("refresh", &self.refresh)
+            .field("force", &self.force)
+            .finish()
     }
 }
 
@@ -69,6 +80,7 @@ impl HubDownloader {
             settings,
             progress: None,
             refresh: false,
+            force: false,
             pinned: Mutex::new(HashMap::new()),
         }
     }
@@ -85,9 +97,20 @@ impl HubDownloader {
     }
 
     /// With `refresh`, the commit a branch or tag points to is asked of the hub (once per repo and
-    /// revision) instead of taken from the cache's `refs/`, so that a newer commit is downloaded.
+    /// revision) instead of taken from the cache's `refs/`, so that a newer commit is downloaded,
+    /// and every cached file asked for is checked against the hub's size and sha256 and fetched
+    /// again if it fails. A commit revision needs no request: its LFS files are checked against
+    /// their blob's name (their sha256).
     pub fn refresh(mut self, refresh: bool) -> Self {
         self.refresh = refresh;
+        self
+    }
+
+    /// With `force`, every file asked for is downloaded again, whatever the cache holds (partial
+    /// downloads included); implies [`HubDownloader::refresh`].
+    pub fn force(mut self, force: bool) -> Self {
+        self.force = force;
+        self.refresh |= force;
         self
     }
 
@@ -167,6 +190,7 @@ impl SnapshotSource for HubDownloader {
 pub struct EnvSource {
     progress: Option<Arc<dyn DownloadProgress>>,
     refresh: bool,
+    force: bool,
     downloader: OnceLock<Result<HubDownloader>>,
 }
 
@@ -182,16 +206,23 @@ impl EnvSource {
         self
     }
 
-    /// Asks the hub for the newest commit of each revision (see [`HubDownloader::refresh`]).
+    /// Asks the hub for the newest commit of each revision and checks the cached files (see
+    /// [`HubDownloader::refresh`]).
     pub fn refresh(mut self, refresh: bool) -> Self {
         self.refresh = refresh;
+        self
+    }
+
+    /// Downloads every file again (see [`HubDownloader::force`]).
+    pub fn force(mut self, force: bool) -> Self {
+        self.force = force;
         self
     }
 
     /// The downloader, made on first use; an error when the environment gives no usable settings.
     pub fn downloader(&self) -> Result<&HubDownloader> {
         let made = self.downloader.get_or_init(|| {
-            let mut dl = HubDownloader::from_env()?.refresh(self.refresh);
+            let mut dl = HubDownloader::from_env()?.refresh(self.refresh).force(self.force);
             if let Some(p) = &self.progress {
                 dl = dl.with_progress(p.clone());
             }
@@ -249,8 +280,10 @@ impl Fetch<'_> {
     }
 
     fn one_of(&mut self, group: &[String]) -> Result<()> {
-        if group.iter().any(|f| self.is_present(f)) {
-            return Ok(());
+        if let Some(present) = group.iter().find(|f| self.is_present(f)) {
+            if !self.dl.refresh || self.ensure(present)? == Outcome::Present {
+                return Ok(());
+            }
         }
         for file in group {
             if !self.is_known_missing(file) && self.ensure(file)? == Outcome::Present {
@@ -262,7 +295,7 @@ impl Fetch<'_> {
 
     /// Fetches `file` if the repo has it; a failure other than "no such file" is only logged.
     fn optional(&mut self, file: &str) {
-        if self.is_present(file) || self.is_known_missing(file) {
+        if (self.is_present(file) && !self.dl.refresh) || self.is_known_missing(file) {
             return;
         }
         if let Err(e) = self.ensure(file) {
@@ -270,10 +303,18 @@ impl Fetch<'_> {
         }
     }
 
-    /// Makes sure `file` is in the snapshot, downloading it if needed.
+    /// Makes sure `file` is in the snapshot, downloading it if needed (and, when refreshing,
+    /// fetching it again if the cached one fails its check).
     fn ensure(&mut self, file: &str) -> Result<Outcome> {
-        if self.is_present(file) {
-            return Ok(Outcome::Present);
+        if let Some(commit) = self.commit.as_ref().filter(|_| self.is_present(file)) {
+            if !self.dl.refresh {
+                return Ok(Outcome::Present);
+            }
+            // A commit never changes: no request for it, but what can be checked locally is.
+            let pointer = self.store.pointer(commit, file);
+            if !self.dl.force && is_commit_hash(self.revision) && verify::matches_its_name(&pointer)? {
+                return Ok(Outcome::Present);
+            }
         }
         let rev = self.commit.clone().unwrap_or_else(|| self.revision.to_string());
         match self.dl.client.head(self.repo, &rev, file)? {
@@ -287,7 +328,8 @@ impl Fetch<'_> {
             }
             Head::Found(remote) => {
                 self.pin(&remote.commit)?;
-                if !self.store.pointer(&remote.commit, file).is_file() {
+                let pointer = self.store.pointer(&remote.commit, file);
+                if !pointer.is_file() || !self.is_sound(&pointer, file, &remote)? {
                     self.fetch_blob(file, &remote)?;
                     self.store.link(&remote.etag, &remote.commit, file)?;
                 }
@@ -296,24 +338,61 @@ impl Fetch<'_> {
         }
     }
 
-    /// Makes sure the blob of `file` is in the cache: downloads it while holding its lock, unless
-    /// it is there already (or appears while waiting for the lock: another process fetched it).
+    /// Whether the cached `path` of `file` is what the hub describes (checked when refreshing;
+    /// never when forcing, which fetches it again anyway).
+    fn is_sound(&self, path: &std::path::Path, file: &str, remote: &RemoteFile) -> Result<bool> {
+        if self.dl.force {
+            return Ok(false);
+        }
+        if !self.dl.refresh {
+            return Ok(true);
+        }
+        let sound = verify::matches(path, remote.size, remote.sha256.as_deref())?;
+        if !sound {
+            tracing::warn!(
+                repo = self.repo,
+                file,
+                "the cached file does not match the hub's size or sha256: fetching it again"
+            );
+        }
+        Ok(sound)
+    }
+
+    /// Makes sure the blob of `file` is in the cache and sound (its size and sha256 those the hub
+    /// gives): downloads it while holding its lock, unless a sound one is there already (or
+    /// appears while waiting for the lock: another process fetched it). A blob that fails the
+    /// check is removed first, so that it is never served again.
     fn fetch_blob(&self, file: &str, remote: &RemoteFile) -> Result<()> {
         let blob = self.store.blob(&remote.etag);
-        if blob.is_file() {
+        let sound = |blob: &std::path::Path| -> Result<bool> {
+            Ok(!self.dl.force && verify::matches(blob, remote.size, remote.sha256.as_deref())?)
+        };
+        let existed = blob.is_file();
+        if existed && sound(&blob)? {
             return Ok(());
         }
         let progress = self.dl.progress.as_deref();
+        let mut waited = false;
         let _lock = self.store.lock(&remote.etag, || {
+            waited = true;
             tracing::info!(repo = self.repo, file, "waiting for another download of this file");
             if let Some(p) = progress {
                 p.waiting(self.repo, file);
             }
         })?;
-        if blob.is_file() {
+        if (waited || !existed) && blob.is_file() && sound(&blob)? {
             return Ok(());
         }
+        if blob.is_file() {
+            if !self.dl.force {
+                tracing::warn!(repo = self.repo, file, blob = %blob.display(), "removing a corrupt cached blob");
+            }
+            transfer::remove(&blob);
+        }
         let incomplete = self.store.incomplete(&remote.etag);
+        if self.dl.force {
+            transfer::remove_if_present(&incomplete);
+        }
         store::create_parent(&incomplete)?;
         check_space(&incomplete, remote.size);
         let job = transfer::Job { repo: self.repo, file, remote };

@@ -17,6 +17,7 @@ use ureq::http::{HeaderMap, Response};
 use ureq::Body;
 
 use crate::settings::HubSettings;
+use crate::verify::is_sha256;
 use pairrm::{Error, Result};
 
 /// Relative redirects followed when asking about a file (a renamed repo redirects once).
@@ -268,10 +269,6 @@ fn is_name(s: &str) -> bool {
         && s.len() <= 128
         && !s.starts_with('.')
         && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-}
-
-fn is_sha256(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
 /// `scheme://host[:port]` of a URL.

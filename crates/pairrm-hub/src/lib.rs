@@ -25,6 +25,7 @@ mod http;
 mod settings;
 mod store;
 mod transfer;
+mod verify;
 
 pub use downloader::{DownloadProgress, EnvSource, FileProgress, HubDownloader};
 pub use pairrm::checkpoint::hub::{FileRequest, HubCache, SnapshotSource};

@@ -9,6 +9,7 @@ use std::path::Path;
 use sha2::{Digest, Sha256};
 
 use crate::http::{HubClient, RemoteFile, RequestError};
+use crate::verify::{hex, HashWriter};
 use crate::DownloadProgress;
 use pairrm::{Error, Result};
 
@@ -151,38 +152,16 @@ pub(crate) fn download(
     Ok(())
 }
 
-/// Removes a download that must not be kept (a failure to do so is only logged).
-fn remove(path: &Path) {
+/// Removes `path` if it exists (a failure to do so is only logged).
+pub(crate) fn remove_if_present(path: &Path) {
+    if path.exists() {
+        remove(path);
+    }
+}
+
+/// Removes a file that must not be kept (a failure to do so is only logged).
+pub(crate) fn remove(path: &Path) {
     if let Err(e) = std::fs::remove_file(path) {
         tracing::warn!(path = %path.display(), error = %e, "cannot remove a bad download");
-    }
-}
-
-/// Feeds what is written to a hasher.
-struct HashWriter<'a>(&'a mut Sha256);
-
-impl Write for HashWriter<'_> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.update(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hex_digest() {
-        let d = Sha256::digest(b"abc");
-        assert_eq!(hex(&d), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     }
 }

@@ -358,6 +358,100 @@ fn a_corrupt_download_is_removed_and_downloaded_again() {
     assert_eq!(logit(open(RANKER, &downloader(&hub, cache.path())).unwrap()), local_logit("tiny-original"));
 }
 
+/// The requests since the last clear that fetched file contents.
+fn fetched(hub: &FakeHub) -> Vec<String> {
+    let mut paths = gets(&hub.requests());
+    paths.sort();
+    paths
+}
+
+#[test]
+fn a_corrupt_cached_blob_is_checked_and_fetched_again_on_refresh() {
+    let Models { hub, ranker: commit, .. } = hub_with_models();
+    let cache = tempfile::tempdir().unwrap();
+    open(RANKER, &downloader(&hub, cache.path())).unwrap();
+    let snapshot = cache.path().join("models--test--pairrm/snapshots").join(&commit);
+    let weights = fixture("tiny-original", "model.safetensors");
+    let config = std::fs::read(snapshot.join("config.json")).unwrap();
+    // Bit rot in the weights (same size, one byte changed) and a truncated config (written
+    // through the snapshot entries, i.e. into the blobs).
+    let mut rotten = weights.clone();
+    *rotten.last_mut().unwrap() ^= 0x55;
+    std::fs::write(snapshot.join("model.safetensors"), &rotten).unwrap();
+    std::fs::write(snapshot.join("config.json"), &config[..config.len() / 2]).unwrap();
+
+    // A load trusts the cache and asks nothing; a refresh (`pairrm download`) checks every
+    // file against the hub's size and sha256 and fetches the bad ones again.
+    hub.clear_requests();
+    open(RANKER, &downloader(&hub, cache.path())).err();
+    assert!(hub.requests().is_empty(), "{:?}", hub.requests());
+    let repaired = open(RANKER, &downloader(&hub, cache.path()).refresh(true)).unwrap();
+    assert_eq!(logit(repaired), local_logit("tiny-original"));
+    assert_eq!(std::fs::read(snapshot.join("model.safetensors")).unwrap(), weights);
+    assert_eq!(std::fs::read(snapshot.join("config.json")).unwrap(), config);
+    let weights_sha = sha256_hex(&weights);
+    assert_eq!(
+        fetched(&hub),
+        [format!("/cdn/{weights_sha}/model.safetensors"), format!("/{RANKER}/resolve/{commit}/config.json")]
+    );
+    let names = tree(&cache.path().join("models--test--pairrm"));
+    assert!(!names.iter().any(|n| n.ends_with(".incomplete") || n.contains(".tmp-")), "{names:?}");
+
+    // Sound files are checked, not fetched.
+    hub.clear_requests();
+    open(RANKER, &downloader(&hub, cache.path()).refresh(true)).unwrap();
+    assert!(fetched(&hub).is_empty(), "{:?}", hub.requests());
+
+    // At a commit, a refresh asks nothing of the hub for sound files (a commit never changes),
+    // but still checks LFS files against their names, and fetches a bad one again.
+    let at_commit = |hub: &FakeHub| {
+        let dl = downloader(hub, cache.path()).refresh(true);
+        std::fs::read(dl.download_file(RANKER, &commit, "model.safetensors").unwrap()).unwrap()
+    };
+    hub.clear_requests();
+    assert_eq!(at_commit(&hub), weights);
+    assert!(hub.requests().is_empty(), "{:?}", hub.requests());
+    std::fs::write(snapshot.join("model.safetensors"), &rotten).unwrap();
+    assert_eq!(at_commit(&hub), weights);
+    assert_eq!(fetched(&hub), [format!("/cdn/{weights_sha}/model.safetensors")]);
+}
+
+#[test]
+fn a_blob_that_stays_bad_is_never_left_in_the_cache() {
+    let Models { hub, ranker: commit, .. } = hub_with_models();
+    let cache = tempfile::tempdir().unwrap();
+    open(RANKER, &downloader(&hub, cache.path())).unwrap();
+    let snapshot = cache.path().join("models--test--pairrm/snapshots").join(&commit);
+    std::fs::write(snapshot.join("model.safetensors"), b"not the weights").unwrap();
+    // The hub cannot deliver it now: the bad blob is removed all the same, and the cache says the
+    // file is missing instead of handing out a corrupt one.
+    hub.fault("model.safetensors", Fault::Corrupt);
+    let msg = err(open(RANKER, &downloader(&hub, cache.path()).refresh(true)));
+    assert!(msg.contains("checksum mismatch"), "{msg}");
+    let blobs = tree(&cache.path().join("models--test--pairrm/blobs"));
+    assert_eq!(blobs.len(), 1, "only config.json's blob: {blobs:?}");
+    let msg = err(open(RANKER, &HubCache::new(cache.path())));
+    assert!(msg.contains("model.safetensors") && msg.contains("not in the Hugging Face cache"), "{msg}");
+}
+
+#[test]
+fn force_fetches_every_file_again() {
+    let Models { hub, ranker: commit, backbone: bb_commit } = hub_with_models();
+    let cache = tempfile::tempdir().unwrap();
+    open(RANKER, &downloader(&hub, cache.path())).unwrap();
+    let first = fetched(&hub);
+    hub.clear_requests();
+    let forced = open(RANKER, &downloader(&hub, cache.path()).force(true)).unwrap();
+    assert_eq!(logit(forced), local_logit("tiny-original"));
+    assert_eq!(fetched(&hub), first);
+    assert_eq!(first.len(), 5, "{first:?}");
+    for (repo, c) in [("models--test--pairrm", &commit), ("models--test--backbone", &bb_commit)] {
+        let names = tree(&cache.path().join(repo));
+        assert!(!names.iter().any(|n| n.ends_with(".incomplete") || n.contains(".tmp-")), "{names:?}");
+        assert!(names.iter().any(|n| n.starts_with(&format!("snapshots/{c}/"))), "{names:?}");
+    }
+}
+
 #[test]
 fn a_server_that_ignores_the_range_gets_a_fresh_download() {
     let Models { hub, .. } = hub_with_models();
