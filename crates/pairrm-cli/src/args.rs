@@ -5,9 +5,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
-use pairrm::checkpoint::{Checkpoint, EnvSource, OpenOptions};
+use pairrm::checkpoint::{Checkpoint, OpenOptions};
 use pairrm::model::WeightDtype;
 use pairrm::{Engine, EngineOptions};
+use pairrm_hub::EnvSource;
 
 use crate::download_bar::DownloadBars;
 use crate::same_file::{self, Named};
@@ -128,8 +129,8 @@ pub struct StatsArgs {
 
 impl StatsArgs {
     /// The library's bootstrap settings.
-    pub fn bootstrap(&self) -> pairrm::eval::Bootstrap {
-        pairrm::eval::Bootstrap { resamples: self.bootstrap, seed: self.seed, confidence: self.confidence }
+    pub fn bootstrap(&self) -> pairrm_eval::Bootstrap {
+        pairrm_eval::Bootstrap { resamples: self.bootstrap, seed: self.seed, confidence: self.confidence }
     }
 }
 

@@ -1,7 +1,9 @@
 //! The JSON bodies of the API (documented in the OpenAPI description) and their conversion to
 //! the library's requests.
 
-use pairrm::judge::{CompareMode, CompareRequest, CompareResult, ConversationPair, Reference, Turn};
+use pairrm::judge::{
+    CompareInput, CompareMode, CompareRequest, CompareResult, ConversationPair, ReferenceMode, SelectMethod, Turn,
+};
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
@@ -56,7 +58,8 @@ pub enum PairItem {
 }
 
 impl<'de> Deserialize<'de> for PairItem {
-    /// Chooses the variant by its fields (as the CLI does), so that errors name the right fields.
+    /// Chooses the variant by its fields ([`CompareInput::is_conversation`], as the CLI and `pairrm
+    /// eval`), so that errors name the right fields.
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let value = serde_json::Value::deserialize(d)?;
         if !value.is_object() {
@@ -65,7 +68,7 @@ impl<'de> Deserialize<'de> for PairItem {
                 crate::json::json_kind(&value)
             )));
         }
-        if value.get("conversation_a").is_some() || value.get("conversation_b").is_some() {
+        if value.as_object().is_some_and(CompareInput::is_conversation) {
             serde_json::from_value(value).map(PairItem::Conversations).map_err(D::Error::custom)
         } else {
             serde_json::from_value(value).map(PairItem::Answers).map_err(D::Error::custom)
@@ -151,44 +154,9 @@ impl From<CompareResult> for Comparison {
     }
 }
 
-/// How `/rank` ranks.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Strategy {
-    /// All n·(n−1) comparisons: scores and ranks (the reference's `rank`). The default.
-    #[default]
-    Full,
-    /// One bubble pass over a seeded random order (2·(n−1) comparisons): the best (or worst)
-    /// candidate only.
-    Bubble,
-}
-
-/// Which candidate is the reference of a rank against a reference.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum ReferenceMode {
-    /// The longest candidate (first of equals).
-    Longest,
-    /// The shortest candidate (first of equals).
-    Shortest,
-    /// The median-length candidate.
-    Median,
-    /// The first candidate.
-    First,
-    /// The last candidate.
-    Last,
-}
-
-impl From<ReferenceMode> for Reference {
-    fn from(m: ReferenceMode) -> Self {
-        match m {
-            ReferenceMode::Longest => Reference::Longest,
-            ReferenceMode::Shortest => Reference::Shortest,
-            ReferenceMode::Median => Reference::Median,
-            ReferenceMode::First => Reference::First,
-            ReferenceMode::Last => Reference::Last,
-        }
-    }
+/// `/rank`'s default strategy: the full matrix (the library's default is the reference's bubble).
+fn full_matrix() -> SelectMethod {
+    SelectMethod::Full
 }
 
 /// `POST /rank`: rank candidate answers to a prompt.
@@ -204,8 +172,8 @@ pub struct RankBody {
     /// The candidates (1 to `--max-client-batch-size`).
     pub candidates: Vec<String>,
     /// `full` (default): scores and ranks; `bubble`: the best candidate only.
-    #[serde(default)]
-    pub strategy: Strategy,
+    #[serde(default = "full_matrix")]
+    pub strategy: SelectMethod,
     /// Seed of the bubble order (the same seed gives the same order everywhere).
     #[serde(default)]
     pub seed: u64,

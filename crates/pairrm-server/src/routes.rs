@@ -14,7 +14,7 @@ use pairrm::judge::{self, CompareRequest, Pair, PairScorer, RankRequest, RankWit
 
 use crate::api::{
     BestOf, CompareBody, CompareResponse, Health, Info, LimitsInfo, RankBody, RankResponse, Ranked, RerankBody,
-    RerankItem, Strategy, WorstOf,
+    RerankItem, WorstOf,
 };
 use crate::error::{ApiError, ErrorBody};
 use crate::json::ApiJson;
@@ -89,12 +89,14 @@ pub(crate) async fn rank(
     };
     let invalid = |m: &str| Err(ApiError::invalid(m));
     match body.strategy {
-        Strategy::Bubble if reference.is_some() => return invalid("a reference cannot be used with strategy bubble"),
-        Strategy::Bubble if body.return_matrix => return invalid("return_matrix needs strategy full"),
-        Strategy::Full if body.worst => {
+        SelectMethod::Bubble if reference.is_some() => {
+            return invalid("a reference cannot be used with strategy bubble")
+        }
+        SelectMethod::Bubble if body.return_matrix => return invalid("return_matrix needs strategy full"),
+        SelectMethod::Full if body.worst => {
             return invalid("worst needs strategy bubble (full ranks order every candidate)")
         }
-        Strategy::Full if body.return_matrix && reference.is_some() => {
+        SelectMethod::Full if body.return_matrix && reference.is_some() => {
             return invalid("return_matrix cannot be used with a reference")
         }
         _ => {}
@@ -103,7 +105,7 @@ pub(crate) async fn rank(
     let (strategy, seed, worst, return_matrix) = (body.strategy, body.seed, body.worst, body.return_matrix);
     let response = state
         .score(move |scorer| match (strategy, reference) {
-            (Strategy::Full, Some(reference)) => {
+            (SelectMethod::Full, Some(reference)) => {
                 let r = one(judge::rank_with_ref(scorer, &[RankWithRefRequest { request, reference }]))?;
                 Ok(RankResponse::Ranked(Ranked {
                     scores: r.scores,
@@ -112,13 +114,13 @@ pub(crate) async fn rank(
                     matrix: None,
                 }))
             }
-            (Strategy::Full, None) if return_matrix => {
+            (SelectMethod::Full, None) if return_matrix => {
                 let recording = Recording::new(scorer);
                 let r = one(judge::rank(&recording, std::slice::from_ref(&request)))?;
                 let matrix = recording.matrix(&request)?;
                 Ok(RankResponse::Ranked(Ranked { scores: r.scores, ranks: r.ranks, reference_index: None, matrix }))
             }
-            (Strategy::Full, None) => {
+            (SelectMethod::Full, None) => {
                 let r = one(judge::rank(scorer, &[request]))?;
                 Ok(RankResponse::Ranked(Ranked {
                     scores: r.scores,
@@ -127,7 +129,7 @@ pub(crate) async fn rank(
                     matrix: None,
                 }))
             }
-            (Strategy::Bubble, _) => {
+            (SelectMethod::Bubble, _) => {
                 let target = if worst { Target::Worst } else { Target::Best };
                 let s = one(judge::select_n(scorer, &[request], target, SelectMethod::Bubble, seed))?;
                 Ok(if worst {

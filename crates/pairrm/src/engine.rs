@@ -76,7 +76,7 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Opens `model` (a local directory, or a hub id from the HF cache, downloaded if missing: see
+    /// Opens `model` (a local directory, or a hub id found in the HF cache: see
     /// [`Checkpoint::open`]) and loads it.
     pub fn load(model: &str, open: &OpenOptions, options: EngineOptions) -> Result<Self> {
         let checkpoint = Checkpoint::open(model, open)?;

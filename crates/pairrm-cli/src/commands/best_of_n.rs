@@ -20,11 +20,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use pairrm::judge::{check_candidate_count, DEFAULT_MAX_CANDIDATES};
+use pairrm::judge::{check_candidate_count, SelectMethod, DEFAULT_MAX_CANDIDATES};
 use serde_json::{Map, Value};
 
 use crate::args::{IoArgs, ModelArgs};
-use crate::commands::rank::Strategy;
 use crate::jsonl::{self, Outcome};
 use crate::openai::{Client, ClientOptions, Params, RetryPolicy, RESERVED_FIELDS};
 use pick::Picker;
@@ -81,7 +80,7 @@ pub struct Args {
     /// `bubble`: one seeded bubble pass, 2·(n−1) comparisons (the reference's default);
     /// `full`: all n·(n−1) comparisons, the best by mean score (as `pairrm rank`).
     #[arg(long, value_enum, default_value = "bubble")]
-    strategy: Strategy,
+    strategy: SelectMethod,
     /// Seed of the bubble order (as `pairrm rank --strategy bubble --seed`).
     #[arg(long, default_value_t = 0)]
     bubble_seed: u64,

@@ -3,8 +3,8 @@
 
 use anyhow::Context;
 use indicatif::HumanBytes;
-use pairrm::checkpoint::cache_scan::{scan_cache, CachedRepo};
-use pairrm::checkpoint::HubSettings;
+use pairrm_hub::cache_scan::{scan_cache, CachedRepo};
+use pairrm_hub::HubSettings;
 
 use crate::jsonl::Outcome;
 use crate::stdout;
@@ -70,7 +70,7 @@ fn table(repos: &[CachedRepo], cache_dir: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pairrm::checkpoint::cache_scan::{CachedFile, CachedRevision};
+    use pairrm_hub::cache_scan::{CachedFile, CachedRevision};
 
     #[test]
     fn table_rows() {

@@ -2,8 +2,8 @@
 //! reference), or the best (worst) one by a seeded bubble pass.
 
 use pairrm::judge::{
-    check_candidate_count, rank, rank_with_ref, select_n, RankRequest, RankWithRefRequest, Reference, SelectMethod,
-    Target, DEFAULT_MAX_CANDIDATES,
+    check_candidate_count, rank, rank_with_ref, reference_passes, select_n, RankRequest, RankWithRefRequest, Reference,
+    ReferenceMode, SelectMethod, Target, DEFAULT_MAX_CANDIDATES,
 };
 use pairrm::Engine;
 use serde::{Deserialize, Serialize};
@@ -12,42 +12,6 @@ use serde_json::Value;
 use crate::args::{IoArgs, ModelArgs};
 use crate::jsonl::{self, LineJob, Outcome};
 use crate::progress::Progress;
-
-/// How candidates are ranked.
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Strategy {
-    /// All n·(n−1) comparisons: the reference's scores and ranks.
-    Full,
-    /// One bubble pass over a seeded random order (2·(n−1) comparisons): the best candidate only.
-    Bubble,
-}
-
-/// The reference candidate modes of `--reference`.
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ReferenceMode {
-    /// The longest candidate (first of equals).
-    Longest,
-    /// The shortest candidate (first of equals).
-    Shortest,
-    /// The median-length candidate.
-    Median,
-    /// The first candidate.
-    First,
-    /// The last candidate.
-    Last,
-}
-
-impl From<ReferenceMode> for Reference {
-    fn from(m: ReferenceMode) -> Self {
-        match m {
-            ReferenceMode::Longest => Reference::Longest,
-            ReferenceMode::Shortest => Reference::Shortest,
-            ReferenceMode::Median => Reference::Median,
-            ReferenceMode::First => Reference::First,
-            ReferenceMode::Last => Reference::Last,
-        }
-    }
-}
 
 /// Arguments of `pairrm rank`.
 #[derive(clap::Args)]
@@ -58,7 +22,7 @@ pub struct Args {
     io: IoArgs,
     /// `full`: scores and ranks; `bubble`: the best candidate by one seeded bubble pass.
     #[arg(long, value_enum, default_value = "full")]
-    strategy: Strategy,
+    strategy: SelectMethod,
     /// Seed of the bubble order (the same seed gives the same order everywhere).
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -108,7 +72,7 @@ enum Output {
 
 struct Job {
     engine: Engine,
-    strategy: Strategy,
+    strategy: SelectMethod,
     seed: u64,
     worst: bool,
     reference: Option<Reference>,
@@ -130,7 +94,7 @@ impl LineJob for Job {
             (None, mode) => mode,
         };
         let reference = line_reference.or_else(|| self.reference.clone());
-        if reference.is_some() && self.strategy == Strategy::Bubble {
+        if reference.is_some() && self.strategy == SelectMethod::Bubble {
             return Err("a reference cannot be used with --strategy bubble".into());
         }
         Ok(Request { request: line.request, reference })
@@ -138,10 +102,9 @@ impl LineJob for Job {
 
     fn passes(&self, r: &Request) -> usize {
         let n = r.request.candidates.len();
-        match (self.strategy, &r.reference) {
-            (_, Some(_)) => 2 * n,
-            (Strategy::Full, None) => n * n.saturating_sub(1),
-            (Strategy::Bubble, None) => 2 * n.saturating_sub(1),
+        match &r.reference {
+            Some(_) => reference_passes(n),
+            None => self.strategy.passes(n),
         }
     }
 
@@ -166,11 +129,11 @@ impl LineJob for Job {
 
         let plain_requests: Vec<RankRequest> = plain.iter().map(|(_, r)| r.request.clone()).collect();
         let outputs: Vec<Result<Output, String>> = match self.strategy {
-            Strategy::Full => rank(&scorer, &plain_requests)
+            SelectMethod::Full => rank(&scorer, &plain_requests)
                 .into_iter()
                 .map(|r| r.map(|r| Output::Ranked { scores: r.scores, ranks: r.ranks }).map_err(|e| e.to_string()))
                 .collect(),
-            Strategy::Bubble => {
+            SelectMethod::Bubble => {
                 let target = if self.worst { Target::Worst } else { Target::Best };
                 select_n(&scorer, &plain_requests, target, SelectMethod::Bubble, self.seed)
                     .into_iter()
@@ -196,7 +159,7 @@ impl LineJob for Job {
 
 /// Runs `pairrm rank`.
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
-    if args.worst && args.strategy != Strategy::Bubble {
+    if args.worst && args.strategy != SelectMethod::Bubble {
         anyhow::bail!("--worst needs --strategy bubble (full ranks already order every candidate)");
     }
     args.io.check_paths()?;
