@@ -201,20 +201,45 @@ def bench(reports):
 
 
 def readme_table(path, report):
-    """The README's table: passes/s of each tier and peer on every workload, and the target ratios."""
+    """The README's tables: every pairrm tier and peer as a speed relative to pairrm f32 (peers at their
+    best batch size), pairrm's memory, then the target ratios."""
     tiers, peers = ordered_tiers([(path, report)]), ordered_peers([(path, report)])
-    print("| workload | " + " | ".join(f"pairrm {t}" for t in tiers) + " | "
-          + " | ".join(PEER_NAMES.get(p, p) for p in peers) + " | "
-          + " | ".join(TARGETS[:3]) + " |")
-    print("|---|" + "---:|" * (len(tiers) + len(peers) + 3))
-    for w in sorted(report["workloads"], key=lambda w: ORDER.get(w, 9)):
-        cells = [tier_cell(report, t, w) for t in tiers] + [peer_cell(report, p, w) for p in peers]
-        for label in TARGETS[:3]:
+    workloads = sorted(report["workloads"], key=lambda w: ORDER.get(w, 9))
+    f32 = report["tiers"].get("f32")
+    base = {w["workload"]: w["passes_per_second"] for w in f32["report"]["workloads"]} if f32 else {}
+    print("| engine (2 threads) | " + " | ".join(f"{w}: speed vs pairrm f32" for w in workloads)
+          + " | peak RSS / f32 weights |")
+    print("|---|" + "---:|" * (len(workloads) + 1))
+
+    def speed(ps, w):
+        return f"{ps / base[w]:.2f}×" if w in base else f"{ps:.3f} passes/s"
+
+    for t in tiers:
+        tier = report["tiers"].get(t)
+        if tier is None:
+            print(f"| pairrm {t} | " + " | ".join("pending" for _ in workloads) + " | pending |")
+            continue
+        cells = {w["workload"]: w["passes_per_second"] for w in tier["report"]["workloads"]}
+        rss = tier["report"]["peak_rss_bytes"] / report["f32_weight_bytes"]
+        print(f"| pairrm {t} | " + " | ".join(speed(cells[w], w) if w in cells else "–" for w in workloads)
+              + f" | {rss:.2f} |")
+    for p in peers:
+        cells = []
+        for w in workloads:
+            best = best_batch(report["peers"][p], w)
+            cells.append("–" if best is None else f"{speed(best[1], w)} (batch {best[0]})")
+        print(f"| {PEER_NAMES.get(p, p)} | " + " | ".join(cells) + " | – |")
+    rates = "; pairrm f32: " + ", ".join(f"{w} {base[w]:.3f} passes/s" for w in workloads) if base else ""
+    print(f"\nCPU: {cpu_of(report)}{rates}.\n")
+    print("| target ratio (peer at its best batch size) | " + " | ".join(workloads) + " |")
+    print("|---|" + "---:|" * len(workloads))
+    for label in TARGETS:
+        cells = []
+        for w in workloads:
             t = next((t for t in report["targets"] if t["target"] == label and t["workload"] == w), None)
             cells.append("pending" if t is None or t["ratio"] is None else f"{t['ratio']:.2f}×")
-        print(f"| {w} | " + " | ".join(cells) + " |")
-    print(f"\npasses/s, 2 threads each, peers at their best batch size (in brackets); `{path.name}`, "
-          f"CPU: {cpu_of(report)}; load average (1 min) {load_line(report)} before / after.")
+        print(f"| {label} | " + " | ".join(cells) + " |")
+    print(f"\n`{path.name}`; CPU: {cpu_of(report)}; load average (1 min) {load_line(report)} before / after.")
 
 
 def read(paths):
