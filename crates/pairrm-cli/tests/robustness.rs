@@ -88,7 +88,7 @@ fn non_finite_results_are_error_records_and_exit_1() {
         for (i, line) in lines.iter().enumerate() {
             let error = line["error"].as_str().unwrap_or_else(|| panic!("{args:?}: {line}"));
             assert!(
-                error.starts_with(&format!("line {}: ", i + 1)) && error.contains("not a finite number"),
+                error.starts_with(&format!("line {}: ", i + 1)) && error.contains("a non-finite number"),
                 "{error}"
             );
         }

@@ -49,6 +49,6 @@ fn non_finite_results_answer_500() {
         let (status, answer) = post(&server.url(route), &body);
         assert_eq!(status, 500, "{route}: {answer}");
         assert_eq!(answer["error_type"], "backend", "{route}: {answer}");
-        assert!(answer["error"].as_str().unwrap().contains("not a finite number"), "{route}: {answer}");
+        assert!(answer["error"].as_str().unwrap().contains("a non-finite number"), "{route}: {answer}");
     }
 }

@@ -105,7 +105,7 @@ fn assert_non_finite<T: std::fmt::Debug>(result: &pairrm::Result<T>, context: &s
         Err(Error::NonFinite { what, value }) => {
             assert!(!value.is_finite(), "{context}: {what} = {value}");
             let message = result.as_ref().unwrap_err().to_string();
-            assert!(message.contains("not a finite number") && message.contains("weights"), "{context}: {message}");
+            assert!(message.contains("a non-finite number") && message.contains("weights"), "{context}: {message}");
         }
         other => panic!("{context}: expected a non-finite error, got {other:?}"),
     }

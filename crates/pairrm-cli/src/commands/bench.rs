@@ -1,6 +1,7 @@
 //! `pairrm bench`: throughput, FLOP rate against the machine's GEMM peak, memory and load time on
 //! standard workloads; `--write-workload` exports them for `bench/reference.py`.
 
+use std::fmt::Write as _;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -13,7 +14,9 @@ use pairrm::Engine;
 use serde::Serialize;
 
 use crate::args::ModelArgs;
+use crate::outfile::OutputFile;
 use crate::progress::Progress;
+use crate::stdout;
 
 /// A standard workload.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -115,13 +118,11 @@ pub fn run(args: Args) -> anyhow::Result<crate::jsonl::Outcome> {
     let items: Vec<Item> =
         args.workload.iter().flat_map(|&w| make_workload(w, args.passes, args.seed, &words)).collect();
     if let Some(path) = &args.write_workload {
-        let mut f = std::io::BufWriter::new(
-            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
-        );
+        let mut f = std::io::BufWriter::new(OutputFile::create(path)?);
         for item in &items {
-            writeln!(f, "{}", serde_json::to_string(item)?)?;
+            writeln!(f, "{}", serde_json::to_string(item)?).with_context(|| format!("writing {}", path.display()))?;
         }
-        f.flush()?;
+        f.into_inner().map_err(|e| e.into_error()).with_context(|| format!("writing {}", path.display()))?.commit()?;
         return Ok(crate::jsonl::Outcome { failed: 0 });
     }
     // One untimed pass first: it pages the memory-mapped weights in (on a cold page cache that
@@ -157,11 +158,8 @@ pub fn run(args: Args) -> anyhow::Result<crate::jsonl::Outcome> {
         peak_rss_bytes: peak_rss(),
         workloads: reports,
     };
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print_table(&report);
-    }
+    let text = if args.json { serde_json::to_string_pretty(&report)? + "\n" } else { table(&report) };
+    stdout::print(text.as_bytes()).context("writing the report")?;
     Ok(crate::jsonl::Outcome { failed: 0 })
 }
 
@@ -373,9 +371,12 @@ fn peak_rss() -> Option<u64> {
     Some(kb * 1024)
 }
 
-fn print_table(r: &Report) {
-    println!("model {} · {} threads · {}", r.model, r.threads, r.cpu);
-    println!(
+/// The report as a table.
+fn table(r: &Report) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "model {} · {} threads · {}", r.model, r.threads, r.cpu);
+    let _ = writeln!(
+        out,
         "load {:.2} s (first pass {:.2} s) · weights {:.0} MB in memory ({:.0} MB as f32) · peak RSS {}",
         r.load_seconds,
         r.first_pass_seconds,
@@ -386,9 +387,13 @@ fn print_table(r: &Report) {
             .unwrap_or_else(|| "n/a".into())
     );
     if let (Some(p), Some(m)) = (r.gemm_peak_gflops, r.gemm_sustained_gflops) {
-        println!("GEMM peak {p:.1} GFLOP/s, sustained {m:.1} GFLOP/s (1024×4096×1024, before and after the workloads)");
+        let _ = writeln!(
+            out,
+            "GEMM peak {p:.1} GFLOP/s, sustained {m:.1} GFLOP/s (1024×4096×1024, before and after the workloads)"
+        );
     }
-    println!(
+    let _ = writeln!(
+        out,
         "{:<8} {:>6} {:>7} {:>8} {:>9} {:>10} {:>10} {:>10} {:>8} {:>10} {:>8} {:>10}",
         "workload",
         "items",
@@ -405,7 +410,8 @@ fn print_table(r: &Report) {
     );
     let percent = |x: f64, of: Option<f64>| of.map(|p| format!("{:.0}%", 100.0 * x / p)).unwrap_or_default();
     for w in &r.workloads {
-        println!(
+        let _ = writeln!(
+            out,
             "{:<8} {:>6} {:>7} {:>8} {:>9.2} {:>10.3} {:>10.1} {:>10.1} {:>8} {:>10.1} {:>8} {:>10}",
             format!("{:?}", w.workload).to_lowercase(),
             w.items,
@@ -421,4 +427,5 @@ fn print_table(r: &Report) {
             percent(w.nominal_gflops, r.gemm_sustained_gflops)
         );
     }
+    out
 }
