@@ -41,8 +41,9 @@
 //!   boundary `b` in `[p - L, p]` (`L`, the longest piece, in bytes), and up to `b` it is the best
 //!   path to `b`, which depends on `w[..b]` only: it is the tokenization of `w[..b]`. So the
 //!   tokens on which the tokenizations of `w[..b]` agree for *every* `b` in that window are the
-//!   tokens of `w` (less a final `[UNK]`, which could fuse with one after it). Periodic runs (say
-//!   `aaaa…`) can depend on their very end: they agree on nothing, and are tokenized whole.
+//!   tokens of `w` (a final `[UNK]` agreeing on its start only is kept too: the run of unknown
+//!   characters it fuses may go on, but it stays one `[UNK]`). Periodic runs (say `aaaa…`) can
+//!   depend on their very end: they agree on nothing, and are tokenized whole.
 //!
 //! Hence the kept ids of `A` are a prefix of the ids of `S`; once they number at least `keep`,
 //! the first `keep` ids of `S` are known. Texts with no usable cut are tokenized whole. Texts
@@ -224,25 +225,35 @@ impl PrefixRules {
     }
 
     /// The tokens on which the tokenizations of `word[..b]` agree for every boundary `b` within
-    /// the longest piece of the end, less a final unknown token.
+    /// the longest piece of the end. Two tokenizations agree on a token when it has the same id
+    /// and the same bytes; or, for the last one, when both are the unknown token from the same
+    /// byte: the run of unknown characters it fuses may go on past `b`, but its id is the same.
     fn stable_tokens(&self, model: &ModelWrapper, word: &str) -> Result<Vec<tokenizers::Token>> {
         let mut first = word.len().saturating_sub(self.longest_piece);
         while !word.is_char_boundary(first) {
             first += 1;
         }
         let tokenize = |b: usize| model.tokenize(&word[..b]).map_err(|e| Error::Tokenizer(e.to_string()));
+        // An unknown token is text that is not the piece of its id.
+        let unknown = |t: &tokenizers::Token| model.token_to_id(&t.value) != Some(t.id);
         let mut common = tokenize(word.len())?;
         for b in (first..word.len()).filter(|&b| word.is_char_boundary(b)) {
             if common.is_empty() {
                 break;
             }
             let other = tokenize(b)?;
-            let agree = common.iter().zip(&other).take_while(|(x, y)| x.id == y.id && x.offsets == y.offsets).count();
+            let mut agree = 0;
+            for (x, y) in common.iter().zip(&other) {
+                if x.id == y.id && x.offsets == y.offsets {
+                    agree += 1;
+                } else {
+                    if x.id == y.id && x.offsets.0 == y.offsets.0 && unknown(x) && unknown(y) {
+                        agree += 1;
+                    }
+                    break;
+                }
+            }
             common.truncate(agree);
-        }
-        // An unknown token is text that is not the piece of its id.
-        if common.last().is_some_and(|t| model.token_to_id(&t.value) != Some(t.id)) {
-            common.pop();
         }
         Ok(common)
     }
@@ -428,6 +439,20 @@ mod tests {
             let full = tok.inner.encode_fast(text.as_str(), true).unwrap();
             assert_eq!(ids[..], full.get_ids()[..ids.len()], "{unit}");
         }
+    }
+
+    #[test]
+    fn a_run_of_unknown_characters_settles_on_its_one_unknown_token() {
+        // The tiny fixture's vocabulary has no CJK: the whole run is one [UNK], whatever its end.
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/models/tiny-backbone");
+        let tok = PairTokenizer::from_dir(&dir).unwrap();
+        let text = format!("hello {}", "日本語".repeat(2000));
+        let (cut, ids) = cut_and_ids(&tok, &text, 3000);
+        assert!(matches!(cut, Some(Cut::InWord(_))), "{cut:?}");
+        let ids = ids.expect("the run settles");
+        let full = tok.inner.encode_fast(text.as_str(), true).unwrap();
+        assert_eq!(ids[..], full.get_ids()[..ids.len()]);
+        assert_eq!(ids.last().copied(), tok.inner.token_to_id("[UNK]"));
     }
 
     #[test]
