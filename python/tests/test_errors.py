@@ -72,6 +72,15 @@ def test_bad_input(blender: pairrm.Blender, call: Any, error: type, message: str
         call(blender)
 
 
+def test_absurd_limits_are_refused(blender: pairrm.Blender) -> None:
+    # A limit past 2^22 tokens is refused naming it, not loaded as a model that drops every candidate.
+    huge = 18446744073709551615
+    with pytest.warns(UserWarning), pytest.raises(ValueError, match=f"candidate_max_length: {huge} is too large"):
+        blender.rank(["x"], [["a", "b"]], candidate_max_length=huge)
+    with pytest.raises(ValueError, match="source_max_length: 4194305 is too large"):
+        pairrm.Engine(model_dir("tiny-original"), source_max_length=4194305)
+
+
 def test_bad_sampling_mode(blender: pairrm.Blender) -> None:
     class Tokenizer:
         model_max_length = 8

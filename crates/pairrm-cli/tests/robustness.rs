@@ -136,6 +136,27 @@ fn absurd_limits_stop_the_job() {
         let name = flag.trim_start_matches("--").replace('-', "_");
         assert!(stderr(&out).contains(&name) && stderr(&out).contains(value), "{flag} {value}: {}", stderr(&out));
     }
+    // Every command that loads a model refuses it the same way, before any work.
+    let eval = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/eval");
+    let data = |f: &str| eval.join(f).display().to_string();
+    let (rewardbench, outputs, baseline) =
+        (data("rewardbench.jsonl"), data("winrate/model_outputs.json"), data("winrate/baseline.jsonl"));
+    let huge = "18446744073709551615";
+    for args in [
+        vec!["encode"],
+        vec!["rank"],
+        vec!["best-of-n", "--generator", "http://127.0.0.1:9", "--generator-model", "m"],
+        vec!["eval", "--data", &rewardbench, "--format", "rewardbench"],
+        vec!["winrate", "--outputs", &outputs, "--baseline", &baseline],
+        vec!["serve", "--host", "127.0.0.1", "--port", "0"],
+    ] {
+        let args = [&args[..], &["--model", model, "--candidate-max-length", huge]].concat();
+        let out = pairrm(&args, "{\"source\": \"q\", \"a\": \"x\", \"b\": \"y\", \"candidates\": [\"x\"]}\n");
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(out.stdout.is_empty(), "{args:?}");
+        let e = stderr(&out);
+        assert!(e.contains(&format!("candidate_max_length: {huge} is too large")), "{args:?}: {e}");
+    }
     // The largest limit works.
     let out = pairrm(&["compare", "--model", model, "--candidate-max-length", "4194304"], PAIRS);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
