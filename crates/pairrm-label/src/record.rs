@@ -8,7 +8,7 @@ use arrow_array::builder::{Float32Builder, Int64Builder, ListBuilder, StringBuil
 use arrow_array::{ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Fields, Schema, SchemaRef};
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use pairrm::judge::Turn;
 
@@ -62,8 +62,23 @@ pub struct ErrorRecord {
     pub error: String,
 }
 
-fn turns_json(turns: &[Turn]) -> Value {
-    Value::Array(turns.iter().map(|t| json!({"role": t.role, "content": t.content})).collect())
+/// A turn as JSON, `role` before `content`.
+#[derive(Serialize)]
+struct TurnJson<'a> {
+    role: &'a str,
+    content: &'a str,
+}
+
+/// A text or a list of turns as JSON.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum TextJson<'a> {
+    Text(&'a str),
+    Turns(Vec<TurnJson<'a>>),
+}
+
+fn turns_json(turns: &[Turn]) -> TextJson<'_> {
+    TextJson::Turns(turns.iter().map(|t| TurnJson { role: &t.role, content: &t.content }).collect())
 }
 
 fn prompt_turns(prompt: &Prompt) -> Vec<Turn> {
@@ -77,21 +92,20 @@ impl PreferenceRecord {
     /// The record's JSON fields, in schema order (`id` only when the input has ids, `null` for
     /// a row without one).
     fn json_record(&self, style: Style, id_kind: IdKind) -> JsonRecord<'_> {
-        let (prompt, chosen, rejected) = match style {
-            Style::Standard => (
-                match &*self.prompt {
-                    Prompt::Text(text) => Value::String(text.clone()),
-                    Prompt::Chat(turns) => turns_json(turns),
-                },
-                Value::String(self.chosen.clone()),
-                Value::String(self.rejected.clone()),
-            ),
-            Style::Conversational => (
-                turns_json(&prompt_turns(&self.prompt)),
-                turns_json(&[Turn::new("assistant", self.chosen.as_str())]),
-                turns_json(&[Turn::new("assistant", self.rejected.as_str())]),
-            ),
+        fn answer(style: Style, text: &str) -> TextJson<'_> {
+            match style {
+                Style::Standard => TextJson::Text(text),
+                Style::Conversational => TextJson::Turns(vec![TurnJson { role: "assistant", content: text }]),
+            }
+        }
+        let prompt = match (style, &*self.prompt) {
+            (_, Prompt::Chat(turns)) => turns_json(turns),
+            (Style::Standard, Prompt::Text(text)) => TextJson::Text(text),
+            (Style::Conversational, Prompt::Text(text)) => {
+                TextJson::Turns(vec![TurnJson { role: "user", content: text }])
+            }
         };
+        let (chosen, rejected) = (answer(style, &self.chosen), answer(style, &self.rejected));
         JsonRecord {
             prompt,
             chosen,
@@ -121,9 +135,9 @@ impl PreferenceRecord {
 /// A record's JSON fields, in schema order.
 #[derive(Serialize)]
 struct JsonRecord<'a> {
-    prompt: Value,
-    chosen: Value,
-    rejected: Value,
+    prompt: TextJson<'a>,
+    chosen: TextJson<'a>,
+    rejected: TextJson<'a>,
     score_chosen: f32,
     score_rejected: f32,
     margin: f32,
@@ -270,6 +284,7 @@ pub fn to_batch(records: &[PreferenceRecord], style: Style, id_kind: IdKind) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn record(prompt: Prompt, id: Option<RowId>) -> PreferenceRecord {
         PreferenceRecord {

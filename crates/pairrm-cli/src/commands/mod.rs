@@ -6,6 +6,7 @@ pub mod compare;
 pub mod download;
 pub mod encode;
 pub mod eval;
+pub mod label;
 pub mod models;
 pub mod rank;
 pub mod serve;
