@@ -281,6 +281,18 @@ pub fn to_batch(records: &[PreferenceRecord], style: Style, id_kind: IdKind) -> 
     RecordBatch::try_new(schema(style, id_kind), columns).expect("columns match the schema")
 }
 
+/// The records as Arrow IPC stream bytes (one batch of [`schema`]).
+pub fn to_ipc_stream(records: &[PreferenceRecord], style: Style, id_kind: IdKind) -> Result<Vec<u8>, String> {
+    let batch = to_batch(records, style, id_kind);
+    let mut bytes = Vec::new();
+    let mut writer =
+        arrow_ipc::writer::StreamWriter::try_new(&mut bytes, &batch.schema()).map_err(|e| e.to_string())?;
+    writer.write(&batch).map_err(|e| e.to_string())?;
+    writer.finish().map_err(|e| e.to_string())?;
+    drop(writer);
+    Ok(bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
