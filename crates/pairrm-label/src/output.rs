@@ -124,8 +124,8 @@ pub enum FinalWriter {
     /// Parquet: records gathered into row groups of exactly [`ROW_GROUP_ROWS`] (the last one
     /// shorter).
     Parquet {
-        /// The writer.
-        writer: ArrowWriter<BufWriter<File>>,
+        /// The writer (boxed: it is much larger than the JSON-lines variant).
+        writer: Box<ArrowWriter<BufWriter<File>>>,
         /// Records not yet written.
         pending: Vec<RecordBatch>,
         /// Rows in `pending`.
@@ -152,7 +152,13 @@ impl FinalWriter {
                 let schema = plain(schema);
                 let writer = ArrowWriter::try_new(file, schema.clone(), Some(props))
                     .map_err(|e| LabelError::invalid_file(path, e))?;
-                FinalWriter::Parquet { writer, pending: Vec::new(), pending_rows: 0, schema, path: path.to_path_buf() }
+                FinalWriter::Parquet {
+                    writer: Box::new(writer),
+                    pending: Vec::new(),
+                    pending_rows: 0,
+                    schema,
+                    path: path.to_path_buf(),
+                }
             }
         })
     }

@@ -56,11 +56,6 @@ impl Columns {
         names
     }
 
-    /// Whether a row (or schema) naming `has` columns is a chat row: it has the messages column.
-    pub fn is_chat(&self, value: &Value) -> bool {
-        value.get(&self.messages).is_some_and(|m| !m.is_null())
-    }
-
     fn field<'a>(&self, value: &'a Value, name: &str, fallback: Option<&str>, default: &str) -> Option<&'a Value> {
         let found = value.get(name).filter(|v| !v.is_null());
         match (found, fallback) {

@@ -190,7 +190,12 @@ impl Tournament {
 
     fn a_wins(&self, a: usize, b: usize) -> bool {
         let d = self.result(a, b).expect("played");
-        d > 0.0 || (!(d < 0.0) && a < b)
+        // A tie (or NaN) goes to the lower index.
+        match d.partial_cmp(&0.0) {
+            Some(std::cmp::Ordering::Greater) => true,
+            Some(std::cmp::Ordering::Less) => false,
+            _ => a < b,
+        }
     }
 
     /// All the matches of the next round, `None` when the tournament is over.
