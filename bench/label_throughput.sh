@@ -14,10 +14,10 @@ BIN=${3:-target/release/pairrm}
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-gen() { # gen N FILE: N rows of 5 candidates, deterministic
-  python3 - "$1" "$2" <<'PY'
+gen() { # gen N FILE [CANDIDATES]: N rows of 5 (or CANDIDATES) candidates, deterministic
+  python3 - "$1" "$2" "${3:-5}" <<'PY'
 import json, random, sys
-n, path = int(sys.argv[1]), sys.argv[2]
+n, path, k = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 rng = random.Random(7)
 words = "the a model answer question python code list sort error clear short long because first then".split()
 say = lambda k: " ".join(rng.choice(words) for _ in range(k))
@@ -25,7 +25,7 @@ with open(path, "w") as f:
     for i in range(n):
         prompt = say(rng.randint(4, 20))  # `rank` reads `source`, `label` reads `prompt`
         f.write(json.dumps({"id": i, "source": prompt, "prompt": prompt,
-                            "candidates": [say(rng.randint(3, 40)) for _ in range(5)]}) + "\n")
+                            "candidates": [say(rng.randint(3, 40)) for _ in range(k)]}) + "\n")
 PY
 }
 
@@ -56,8 +56,14 @@ print(f"best-worst vs full over {len(rows)} rows: pair {same/len(rows):.3f}, bes
 PY
 tail -1 "$work/bw.log"
 
-gen 10000 "$work/small.jsonl"
-gen 100000 "$work/large.jsonl"
-small=$(peak "$BIN" label -m "$MODEL" --no-progress -i "$work/small.jsonl" -o "$work/s.parquet" --chunk-rows 256)
-large=$(peak "$BIN" label -m "$MODEL" --no-progress -i "$work/large.jsonl" -o "$work/l.parquet" --chunk-rows 256)
-echo "peak RSS (best-worst, Parquet out): 10k rows ${small} KiB, 100k rows ${large} KiB"
+# Memory: the same job on MEM_ROWS and 10×MEM_ROWS rows (default 10k and 100k). With model work
+# (2 candidates a row: one comparison) and without (1 candidate a row: read, skip, write), which
+# shows the streaming alone at sizes the tiny model would take long to score.
+MEM_ROWS=${MEM_ROWS:-10000}
+for k in 2 1; do
+  gen "$MEM_ROWS" "$work/small.jsonl" $k
+  gen $((MEM_ROWS * 10)) "$work/large.jsonl" $k
+  small=$(peak "$BIN" label -m "$MODEL" --no-progress -i "$work/small.jsonl" -o "$work/s.parquet")
+  large=$(peak "$BIN" label -m "$MODEL" --no-progress -i "$work/large.jsonl" -o "$work/l.parquet")
+  echo "peak RSS, $k candidate(s) a row: $MEM_ROWS rows ${small} KiB, $((MEM_ROWS * 10)) rows ${large} KiB ($(du -h "$work/large.jsonl" | cut -f1) input)"
+done

@@ -112,9 +112,11 @@ def label_dataset(
     **engine_kwargs: Any,
 ) -> Any:
     """Labels a Ray dataset of rows (``{prompt, candidates}``, ``{messages, candidates}`` or
-    UltraFeedback's ``{instruction, completions}``) on ``concurrency`` actors; returns the
-    dataset of preference records, in input order (order preservation is switched on in the
-    current ``DataContext``). ``style="auto"``: conversational when there is a messages column.
+    UltraFeedback's ``{instruction, completions}``) on ``concurrency`` actors (one CPU each:
+    leave the cluster a CPU more for the reads); returns the dataset of preference records, in
+    input order (order preservation is switched on in the current ``DataContext``: the row
+    numbers are zipped on, which needs Ray below 2.64). ``style="auto"``: conversational when
+    there is a messages column.
     """
     import ray
 

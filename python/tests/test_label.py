@@ -61,8 +61,9 @@ def test_ray_labels_like_the_cli(cli: str, tmp_path: Path, strategy: str) -> Non
     cli_label(cli, out, "--strategy", strategy)
     expected = pq.read_table(out)
 
-    # Two local workers; they run this interpreter, where pairrm is installed.
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    # Two labelling actors (one CPU each) plus room for the read and numbering tasks: with only
+    # two CPUs the actors would take both and the reads would wait forever.
+    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
     try:
         ds = ray.data.read_parquet(str(FIXTURE))
         records = pairrm.ray.label_dataset(ds, model_dir("tiny-original"), strategy=strategy, batch_size=5,
