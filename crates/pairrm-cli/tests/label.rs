@@ -208,6 +208,7 @@ fn kill_and_resume(output_name: &str, strategy: &str, kills: usize) {
     run_ok(label(&args(&out).iter().map(String::as_str).collect::<Vec<_>>()));
     assert_eq!(read(&out), expected, "after {killed} kills (seed {seed}) the output differs");
     assert!(!dir.path().join(format!("{output_name}.label-work")).exists(), "work folder left behind");
+    assert!(!dir.path().join(format!("{output_name}.label-work.removing")).exists(), "work folder left behind");
     let leftovers: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

@@ -8,7 +8,7 @@
 //! folder checks them (refusing other settings) and skips the chunks already done. When every
 //! chunk is done, the output is assembled from the chunks in order with fixed writer settings
 //! (written to a temporary file, synced, renamed), then the error side file, then the folder is
-//! removed. Killing the job anywhere and running it again therefore gives the same bytes as an
+//! renamed away and removed. Killing the job anywhere and running it again therefore gives the same bytes as an
 //! uninterrupted run.
 
 use std::fs::File;
@@ -168,6 +168,13 @@ pub fn work_dir(output: &Path) -> PathBuf {
     output.with_file_name(name)
 }
 
+/// Where a finished job's work folder goes to be deleted: `OUTPUT.label-work.removing`.
+fn trash_dir(work: &Path) -> PathBuf {
+    let mut name = work.file_name().unwrap_or_default().to_os_string();
+    name.push(".removing");
+    work.with_file_name(name)
+}
+
 const MANIFEST: &str = "manifest.json";
 const MANIFEST_VERSION: u32 = 1;
 
@@ -275,7 +282,12 @@ pub fn run<S: PairScorer + ?Sized>(scorer: &S, settings: &JobSettings, progress:
     let tmp = temp_path(&settings.output);
     std::fs::rename(&tmp, &settings.output).map_err(|e| LabelError::io(&settings.output, e))?;
     sync_dir(&settings.output)?;
-    std::fs::remove_dir_all(&work).map_err(|e| LabelError::io(&work, e))?;
+    // Renamed away first, so that a kill while it is being deleted never leaves a work folder
+    // whose manifest and markers outlive some of its chunks.
+    let trash = trash_dir(&work);
+    std::fs::rename(&work, &trash).map_err(|e| LabelError::io(&work, e))?;
+    sync_dir(&work)?;
+    std::fs::remove_dir_all(&trash).map_err(|e| LabelError::io(&trash, e))?;
     Ok(Summary {
         stats,
         resumed_rows,
@@ -287,6 +299,10 @@ pub fn run<S: PairScorer + ?Sized>(scorer: &S, settings: &JobSettings, progress:
 /// Creates the work folder with its manifest, or checks an existing one's manifest against
 /// `manifest` (a folder without a manifest is an interrupted start or removal: emptied).
 fn prepare_work_dir(work: &Path, manifest: &Value) -> Result<()> {
+    let trash = trash_dir(work);
+    if trash.exists() {
+        std::fs::remove_dir_all(&trash).map_err(|e| LabelError::io(&trash, e))?;
+    }
     let path = work.join(MANIFEST);
     match std::fs::read_to_string(&path) {
         Ok(text) => {
