@@ -32,6 +32,13 @@ fn parse<T: std::str::FromStr<Err = pairrm::Error>>(py: Python<'_>, s: &str) -> 
     s.parse().map_err(|e| to_py(py, e, ""))
 }
 
+impl PyEngine {
+    /// The engine (for the labelling binding).
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.engine
+    }
+}
+
 #[pymethods]
 impl PyEngine {
     /// Loads `model`: a local checkpoint directory (either layout) or a hub id such as
