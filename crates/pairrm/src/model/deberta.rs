@@ -13,7 +13,7 @@ use std::sync::Mutex;
 use rayon::prelude::*;
 
 use super::attention::HeadAttention;
-use super::linear::{LayerNorm, Linear};
+use super::linear::{LayerNorm, Linear, Numerics};
 use super::matrix::{Matrix, WeightDtype};
 use super::ops::{bias_gelu, bias_residual_layer_norm};
 use super::position::RelIndex;
@@ -173,30 +173,26 @@ struct Layer {
 
 impl Layer {
     /// Reads layer `index` from scope `w` (`…encoder.layer.{index}`) and projects the rel table
-    /// `rel` through its query and key weights.
-    fn load(w: &WeightScope, index: usize, cfg: &DebertaConfig, rel: &[f32], dtype: WeightDtype) -> Result<Self> {
+    /// `rel` through its query and key weights (exactly, in f32, whatever the precision).
+    fn load(w: &WeightScope, index: usize, cfg: &DebertaConfig, rel: &[f32], numerics: &Numerics) -> Result<Self> {
         let (h, ah, f) = (cfg.hidden_size, cfg.all_head_size(), cfg.intermediate_size);
         let eps = cfg.layer_norm_eps;
         let (attention, output) = (w.at("attention.self"), w.at("attention.output"));
-        let query = Linear::load(&attention.at("query_proj"), ah, h, dtype)?;
-        let key = Linear::load(&attention.at("key_proj"), ah, h, dtype)?;
-        let rel_rows = rel.len() / h;
-        let project = |linear: &Linear| {
-            let mut out = vec![0.0; rel_rows * ah];
-            linear.forward(rel, rel_rows, &mut out);
-            Matrix::from_f32(out, dtype)
+        let table = |name: &str| -> Result<Matrix> {
+            let projected = Linear::exact_forward(&attention.at(name), ah, h, rel)?;
+            Ok(Matrix::from_f32(projected, numerics.table_dtype()))
         };
         Ok(Layer {
             index,
-            rel_query: project(&query),
-            rel_key: project(&key),
-            query,
-            key,
-            value: Linear::load(&attention.at("value_proj"), ah, h, dtype)?,
-            attn_out: Linear::load(&output.at("dense"), h, ah, dtype)?,
+            rel_query: table("query_proj")?,
+            rel_key: table("key_proj")?,
+            query: Linear::load(&attention.at("query_proj"), ah, h, numerics)?,
+            key: Linear::load(&attention.at("key_proj"), ah, h, numerics)?,
+            value: Linear::load(&attention.at("value_proj"), ah, h, numerics)?,
+            attn_out: Linear::load(&output.at("dense"), h, ah, numerics)?,
             attn_norm: LayerNorm::load(&output.at("LayerNorm"), h, eps)?,
-            intermediate: Linear::load(&w.at("intermediate.dense"), f, h, dtype)?,
-            output: Linear::load(&w.at("output.dense"), h, f, dtype)?,
+            intermediate: Linear::load(&w.at("intermediate.dense"), f, h, numerics)?,
+            output: Linear::load(&w.at("output.dense"), h, f, numerics)?,
             out_norm: LayerNorm::load(&w.at("output.LayerNorm"), h, eps)?,
             heads: cfg.num_attention_heads,
             head_size: cfg.attention_head_size,
@@ -312,12 +308,12 @@ pub(crate) struct Encoder {
 
 impl Encoder {
     /// Loads the encoder from scope `w` (the backbone: tensors `embeddings.…` and `encoder.…`).
-    pub(crate) fn load(w: &WeightScope, cfg: &DebertaConfig, dtype: WeightDtype) -> Result<Self> {
+    pub(crate) fn load(w: &WeightScope, cfg: &DebertaConfig, numerics: &Numerics) -> Result<Self> {
         let embeddings = Embeddings::load(&w.at("embeddings"), cfg)?;
         let encoder = w.at("encoder");
         let rel = rel_embeddings(&encoder, cfg)?;
         let layers = (0..cfg.num_hidden_layers)
-            .map(|i| Layer::load(&encoder.at("layer").at(i), i, cfg, &rel, dtype))
+            .map(|i| Layer::load(&encoder.at("layer").at(i), i, cfg, &rel, numerics))
             .collect::<Result<Vec<_>>>()?;
         Ok(Encoder { cfg: cfg.clone(), embeddings, layers, workspaces: Mutex::default() })
     }
@@ -325,6 +321,11 @@ impl Encoder {
     /// Bytes of the encoder's weights as stored (the rel-embedding table as its two projections).
     pub(crate) fn weight_bytes(&self) -> u64 {
         self.embeddings.bytes() + self.layers.iter().map(Layer::bytes).sum::<u64>()
+    }
+
+    /// The kernel of the linear layers' products.
+    pub(crate) fn linear_kernel(&self) -> &'static str {
+        self.layers[0].query.kernel()
     }
 
     /// Rows of the word-embedding table: every token id must be below this.
