@@ -161,6 +161,13 @@ impl Engine {
         self.input_builder().build(source, a, b)
     }
 
+    /// The hidden states of the three marker rows of the pair `(source, a, b)` after the
+    /// embeddings and after every layer (see [`PairRm::layer_states`]), on the engine's pool.
+    pub fn layer_states(&self, source: &str, a: &str, b: &str) -> Result<Vec<[Vec<f32>; 3]>> {
+        let input = self.encode(source, a, b)?;
+        self.pool.install(|| self.model.layer_states(&input))
+    }
+
     /// Scores pairs with per-call progress and cancellation.
     pub fn logits_with(&self, pairs: &[Pair], call: &CallOptions) -> Vec<Result<f32>> {
         let inputs = self.pool.install(|| self.build_inputs(pairs));

@@ -2,7 +2,7 @@
 //! the forms a linear layer's weight takes in each precision tier.
 
 use super::gemm::{linear, Threads};
-use super::kernels::bf16::PackedBf16;
+use super::kernels::bf16::{Kernel, PackedBf16};
 use super::kernels::{KernelLevel, PackedWeight};
 use super::matrix::{Matrix, WeightDtype};
 use super::ops::{add_bias, layer_norm};
@@ -46,12 +46,12 @@ impl Numerics {
         Ok(Numerics { precision: options.precision, dtype: options.dtype, level })
     }
 
-    /// How the input-independent tables computed at load (the projected rel embeddings) are
-    /// stored: as the exact tier's weights, or in bf16 by the reduced tiers.
-    pub(crate) fn table_dtype(&self) -> WeightDtype {
+    /// The bf16 kernel of the attention's products in the reduced tiers (`None`: f32 products,
+    /// the exact tier).
+    pub(crate) fn attention_kernel(&self) -> Option<Kernel> {
         match self.precision {
-            Precision::F32 => self.dtype,
-            Precision::Bf16 | Precision::Int8 => WeightDtype::Bf16,
+            Precision::F32 => None,
+            Precision::Bf16 | Precision::Int8 => Some(Kernel::best(self.level)),
         }
     }
 }

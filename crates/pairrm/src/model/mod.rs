@@ -114,16 +114,37 @@ impl PairRm {
         flops::executed(&self.config, len)
     }
 
+    /// The hidden states of the three marker rows of `input` (source, left and right candidate,
+    /// in that order, `H` values each) after the embeddings and after every layer: `layers + 1`
+    /// entries, the last one what the head reads. For measuring how far a precision's states
+    /// drift from f32's, layer by layer.
+    pub fn layer_states(&self, input: &PairInput) -> Result<Vec<[Vec<f32>; 3]>> {
+        self.check_ids(0, input)?;
+        let h = self.config.hidden_size;
+        let seqs = [input.ids.as_slice()];
+        let outputs = [input.marker_positions()];
+        let mut states = vec![];
+        self.encoder.forward_traced(&Batch { seqs: &seqs, outputs: &outputs }, &mut |x| {
+            states.push([x[..h].to_vec(), x[h..2 * h].to_vec(), x[2 * h..3 * h].to_vec()]);
+        });
+        Ok(states)
+    }
+
+    fn check_ids(&self, n: usize, input: &PairInput) -> Result<()> {
+        match input.ids.iter().find(|&&id| id as usize >= self.vocab_rows()) {
+            Some(&bad) => Err(Error::invalid_input(
+                format!("input {n}"),
+                format!("token id {bad} is outside the embedding table ({} rows)", self.vocab_rows()),
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// `logit(left, right)` of every input. Each result depends only on its own input, never on
     /// the rest of the batch or on the number of threads.
     pub fn logits(&self, inputs: &[&PairInput]) -> Result<Vec<f32>> {
         for (n, input) in inputs.iter().enumerate() {
-            if let Some(&bad) = input.ids.iter().find(|&&id| id as usize >= self.vocab_rows()) {
-                return Err(Error::invalid_input(
-                    format!("input {n}"),
-                    format!("token id {bad} is outside the embedding table ({} rows)", self.vocab_rows()),
-                ));
-            }
+            self.check_ids(n, input)?;
         }
         if inputs.is_empty() {
             return Ok(vec![]);

@@ -5,7 +5,8 @@
 /// `F32` is exact: the reference's numbers within 1e-5. The reduced tiers trade a measured,
 /// bounded deviation for speed; what stays f32 in each is documented in `docs/precision.md`.
 /// Every tier gives each pair the same bits whatever the batch, its order or the threads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Precision {
     /// f32 arithmetic throughout (weights stored as `--dtype` says).
     #[default]

@@ -15,8 +15,8 @@
 
 use rayon::prelude::*;
 
-use super::pack::{PackedRows, RowFormat};
-use super::{PackedBf16, PANEL};
+use super::pack::RowFormat;
+use super::{PanelPair, PANEL};
 
 /// Input pairs per depth chunk (the whole depth of every layer but the FFN output).
 const DEPTH_PAIRS: usize = 1024;
@@ -35,15 +35,42 @@ pub(super) trait Tile {
     const FORMAT: RowFormat;
 
     /// `c[r][j] (+)= Σ_q` over `pairs` input pairs, for rows `r < mr` and the tile's `COLS`
-    /// columns, from the activation block at `a` (`[pairs][MR][words]`) and the weights at `b`
-    /// (`pairs` panel rows of [`PANEL`] words, from the tile's first column). With `accumulate`
-    /// the chains continue from the values in `c`, else they start from zero.
+    /// columns, from the `MR` activation rows at `a` (row stride `lda` words) and the weights at
+    /// `b` (`pairs` panel rows of [`PANEL`] words, from the tile's first column). With
+    /// `accumulate` the chains continue from the values in `c`, else they start from zero.
     ///
     /// # Safety
-    /// The CPU must support the kernel; `a`, `b` and the `mr` rows of `COLS` values at `c` (row
-    /// stride `ldc`) must be valid, and nothing else may access those outputs during the call.
+    /// The CPU must support the kernel; the `MR` rows at `a`, the `pairs` panel rows at `b` and the
+    /// `mr` rows of `COLS` values at `c` (row stride `ldc`) must be valid, and nothing else may
+    /// access those outputs during the call.
     #[allow(clippy::too_many_arguments)] // a micro-kernel: operands, depth, destination, mode
-    unsafe fn tile(a: *const u32, b: *const u32, pairs: usize, c: *mut f32, ldc: usize, mr: usize, accumulate: bool);
+    unsafe fn tile(
+        a: *const u32,
+        lda: usize,
+        b: *const u32,
+        pairs: usize,
+        c: *mut f32,
+        ldc: usize,
+        mr: usize,
+        accumulate: bool,
+    );
+}
+
+/// The left operand of a product: `m` rows in a tile's format, row `r` at `words[r · stride..]`;
+/// the rows after them, up to a whole tile, must be readable too (their results are dropped).
+#[derive(Clone, Copy)]
+pub(crate) struct RowsRef<'a> {
+    pub(super) words: &'a [u32],
+    pub(super) stride: usize,
+    pub(super) m: usize,
+}
+
+/// The right operand: `n` columns in panels of [`PANEL`], each `pairs` input pairs deep.
+#[derive(Clone, Copy)]
+pub(crate) struct PanelsRef<'a> {
+    pub(super) data: &'a [PanelPair],
+    pub(super) pairs: usize,
+    pub(super) n: usize,
 }
 
 /// The destination of a product, written by the tasks in disjoint blocks.
@@ -60,22 +87,36 @@ impl SharedOut {
 // SAFETY: the tasks sharing it write disjoint blocks (see `run`).
 unsafe impl Sync for SharedOut {}
 
-/// `out = x · Wᵀ` with tile `T` (see [`super::PackedBf16`]); `x` holds `m × k`, `out` `m × n`.
+/// `out[m × n] = a · bᵀ` with tile `T`, `out` row-major with row stride `ldc`; on the current
+/// rayon pool when `parallel`.
 ///
 /// # Safety
-/// The CPU must support `T`'s kernel.
-pub(super) unsafe fn run<T: Tile>(w: &PackedBf16, m: usize, x: &[f32], out: &mut [f32]) {
-    let (n, k, pairs) = (w.n, w.k, w.pairs);
-    let rows = PackedRows::new(x, m, k, T::MR, T::FORMAT);
-    let wpp = T::FORMAT.words();
+/// The CPU must support `T`'s kernel; `a` must be in `T::FORMAT` with `b.pairs` pairs per row;
+/// the `m` rows of `n` values at `out` (row stride `ldc`) must be valid and accessed by nothing
+/// else during the call.
+pub(super) unsafe fn run<T: Tile>(a: RowsRef, b: PanelsRef, out: *mut f32, ldc: usize, parallel: bool) {
+    let (m, n, pairs) = (a.m, b.n, b.pairs);
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(a.stride >= pairs * T::FORMAT.words(), "rows shorter than the depth");
+    assert!(a.words.len() >= m.div_ceil(T::MR) * T::MR * a.stride, "rows not padded to whole tiles");
+    assert!(b.data.len() >= n.div_ceil(PANEL) * pairs, "panels too short");
+    if pairs == 0 {
+        for r in 0..m {
+            // SAFETY: row r of the destination the caller vouches for.
+            unsafe { std::ptr::write_bytes(out.add(r * ldc), 0, n) };
+        }
+        return;
+    }
     let blocks = m.div_ceil(T::MR);
     let blocks_per_task = (TASK_ROWS / T::MR).max(1);
     let col_tiles = n.div_ceil(T::COLS);
     let tiles_per_task = TASK_COLS / T::COLS;
     let (tasks_m, tasks_n) = (blocks.div_ceil(blocks_per_task), col_tiles.div_ceil(tiles_per_task));
-    let dst = SharedOut(out.as_mut_ptr());
+    let dst = SharedOut(out);
     let task = |t: usize| {
-        let weights = w.data.as_ptr().cast::<u32>();
+        let weights = b.data.as_ptr().cast::<u32>();
         let (tm, tn) = (t / tasks_n, t % tasks_n);
         let block_range = tm * blocks_per_task..blocks.min((tm + 1) * blocks_per_task);
         let tile_range = tn * tiles_per_task..col_tiles.min((tn + 1) * tiles_per_task);
@@ -83,27 +124,28 @@ pub(super) unsafe fn run<T: Tile>(w: &PackedBf16, m: usize, x: &[f32], out: &mut
         for q0 in (0..pairs).step_by(DEPTH_PAIRS) {
             let depth = DEPTH_PAIRS.min(pairs - q0);
             for rb in block_range.clone() {
-                let a = rows.words[rb * rows.block + q0 * T::MR * wpp..].as_ptr();
                 let (r0, mr) = (rb * T::MR, T::MR.min(m - rb * T::MR));
+                let rows = a.words[r0 * a.stride + q0 * T::FORMAT.words()..].as_ptr();
                 for ct in tile_range.clone() {
                     let col = ct * T::COLS;
                     let cols = T::COLS.min(n - col);
                     // SAFETY: rows r0..r0+mr, columns col..col+cols of `out` belong to this task
-                    // alone; `a` and `b` hold `depth` pairs of the block and of the panel (from
-                    // the tile's first column); the caller vouches for the CPU.
+                    // alone; the tile's rows and `depth` pairs of the panel (from the tile's
+                    // first column) are in `a` and `b` (asserted above); the caller vouches for
+                    // the CPU.
                     unsafe {
-                        let b = weights.add(((col / PANEL) * pairs + q0) * PANEL + col % PANEL);
-                        let c = dst.at(r0 * n + col);
+                        let w = weights.add(((col / PANEL) * pairs + q0) * PANEL + col % PANEL);
+                        let c = dst.at(r0 * ldc + col);
                         if cols == T::COLS {
-                            T::tile(a, b, depth, c, n, mr, q0 > 0);
+                            T::tile(rows, a.stride, w, depth, c, ldc, mr, q0 > 0);
                         } else {
                             // A partial panel: through a full-width scratch tile.
                             for r in 0..mr {
-                                std::ptr::copy_nonoverlapping(c.add(r * n), edge[r * T::COLS..].as_mut_ptr(), cols);
+                                std::ptr::copy_nonoverlapping(c.add(r * ldc), edge[r * T::COLS..].as_mut_ptr(), cols);
                             }
-                            T::tile(a, b, depth, edge.as_mut_ptr(), T::COLS, mr, q0 > 0);
+                            T::tile(rows, a.stride, w, depth, edge.as_mut_ptr(), T::COLS, mr, q0 > 0);
                             for r in 0..mr {
-                                std::ptr::copy_nonoverlapping(edge[r * T::COLS..].as_ptr(), c.add(r * n), cols);
+                                std::ptr::copy_nonoverlapping(edge[r * T::COLS..].as_ptr(), c.add(r * ldc), cols);
                             }
                         }
                     }
@@ -112,7 +154,7 @@ pub(super) unsafe fn run<T: Tile>(w: &PackedBf16, m: usize, x: &[f32], out: &mut
         }
     };
     let tasks = tasks_m * tasks_n;
-    if tasks > 1 && rayon::current_num_threads() > 1 {
+    if parallel && tasks > 1 && rayon::current_num_threads() > 1 {
         (0..tasks).into_par_iter().for_each(task);
     } else {
         (0..tasks).for_each(task);

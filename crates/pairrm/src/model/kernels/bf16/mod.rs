@@ -32,12 +32,20 @@ mod x86;
 
 use super::{cpu, KernelLevel, PackedWeight};
 use crate::error::Result;
+use driver::Tile;
+pub(crate) use driver::{PanelsRef, RowsRef};
+use pack::RowFormat;
+
+thread_local! {
+    /// The rounded activations of [`PackedBf16::product`], kept from call to call.
+    static SPARE: std::cell::Cell<Vec<u32>> = const { std::cell::Cell::new(Vec::new()) };
+}
 
 #[cfg(test)]
 use pack::round;
 
 /// Output columns per weight panel.
-pub(super) const PANEL: usize = 32;
+pub(crate) const PANEL: usize = 32;
 
 /// One pair of inputs of one panel: a word per column, aligned so that a 512-bit load never
 /// splits a cache line.
@@ -84,6 +92,50 @@ impl Kernel {
         }
     }
 
+    /// Rows per tile.
+    fn tile_rows(self) -> usize {
+        match self {
+            Kernel::Scalar => <scalar::Scalar as Tile>::MR,
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => <x86::Avx2 as Tile>::MR,
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512 => <x86::Avx512 as Tile>::MR,
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512Bf16 => <x86::Avx512Bf16 as Tile>::MR,
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => unreachable!("only the scalar kernel exists off x86-64"),
+        }
+    }
+
+    /// How the kernel reads its rows.
+    fn format(self) -> RowFormat {
+        match self {
+            Kernel::Avx512Bf16 => RowFormat::Pairs,
+            Kernel::Scalar | Kernel::Avx2 | Kernel::Avx512 => RowFormat::Wide,
+        }
+    }
+
+    /// [`driver::run`] with this kernel's tile.
+    ///
+    /// # Safety
+    /// As [`driver::run`]; the CPU must support the kernel.
+    unsafe fn run(self, a: RowsRef, b: PanelsRef, out: *mut f32, ldc: usize, parallel: bool) {
+        // SAFETY: the caller vouches for the CPU and the operands.
+        unsafe {
+            match self {
+                Kernel::Scalar => driver::run::<scalar::Scalar>(a, b, out, ldc, parallel),
+                #[cfg(target_arch = "x86_64")]
+                Kernel::Avx2 => driver::run::<x86::Avx2>(a, b, out, ldc, parallel),
+                #[cfg(target_arch = "x86_64")]
+                Kernel::Avx512 => driver::run::<x86::Avx512>(a, b, out, ldc, parallel),
+                #[cfg(target_arch = "x86_64")]
+                Kernel::Avx512Bf16 => driver::run::<x86::Avx512Bf16>(a, b, out, ldc, parallel),
+                #[cfg(not(target_arch = "x86_64"))]
+                _ => unreachable!("only the scalar kernel exists off x86-64"),
+            }
+        }
+    }
+
     /// The fastest kernel at or below `level` that this CPU supports.
     pub(crate) fn best(level: KernelLevel) -> Kernel {
         let candidates: &[Kernel] = match level {
@@ -112,7 +164,9 @@ impl PackedBf16 {
         assert_eq!(w.len(), n * k, "bf16 weight size");
         assert!(kernel.is_supported(), "bf16 kernel {} is not supported by this CPU", kernel.name());
         let pairs = k.div_ceil(2);
-        PackedBf16 { n, k, pairs, data: pack::pack_weights(w, n, k), kernel }
+        let mut data = vec![];
+        pack::pack_columns(w, n, k, k, &mut data, true);
+        PackedBf16 { n, k, pairs, data, kernel }
     }
 }
 
@@ -128,19 +182,18 @@ impl PackedWeight for PackedBf16 {
         if rows == 0 || self.n == 0 {
             return;
         }
-        if self.pairs == 0 {
-            out.fill(0.0);
-            return;
-        }
-        match self.kernel {
-            // SAFETY: the scalar tile runs on any CPU.
-            Kernel::Scalar => unsafe { driver::run::<scalar::Scalar>(self, rows, x, out) },
-            #[cfg(target_arch = "x86_64")]
-            // SAFETY: the kernel was checked to be supported when the weights were packed.
-            kernel => unsafe { x86::product(kernel, self, rows, x, out) },
-            #[cfg(not(target_arch = "x86_64"))]
-            _ => unreachable!("only the scalar kernel exists off x86-64"),
-        }
+        let kernel = self.kernel;
+        // A spare buffer, taken and given back (not borrowed: the product may start another on
+        // this thread while it waits for its tasks).
+        let mut words = SPARE.with(|s| s.take());
+        let (mr, format) = (kernel.tile_rows(), kernel.format());
+        let stride = pack::round_rows(x, rows, self.k, self.k, format, mr, &mut words, true);
+        let a = RowsRef { words: &words, stride, m: rows };
+        let b = PanelsRef { data: &self.data, pairs: self.pairs, n: self.n };
+        // SAFETY: `out` is the rows × n destination, uniquely borrowed; the kernel was checked to
+        // be supported when the weights were packed; `a` is in its format, padded with a tile.
+        unsafe { kernel.run(a, b, out.as_mut_ptr(), self.n, true) };
+        SPARE.with(|s| s.set(words));
     }
 
     fn bytes(&self) -> u64 {
@@ -149,5 +202,81 @@ impl PackedWeight for PackedBf16 {
 
     fn kernel(&self) -> &'static str {
         self.kernel.name()
+    }
+}
+
+impl Kernel {
+    /// `out[m × n] = a · bᵀ` on the calling thread, `out` with row stride `ldc`.
+    ///
+    /// # Safety
+    /// The CPU must support the kernel; `a` must have been rounded for it; the `m` rows of `n`
+    /// values at `out` must be valid and accessed by nothing else during the call.
+    pub(crate) unsafe fn product(self, a: RowsRef, b: PanelsRef, out: *mut f32, ldc: usize) {
+        // SAFETY: the caller vouches for the CPU, the format and the destination.
+        unsafe { self.run(a, b, out, ldc, false) }
+    }
+}
+
+/// Activations rounded for a kernel, in a buffer kept from call to call: the left operands of the
+/// attention's products.
+#[derive(Default)]
+pub(crate) struct RowBuf {
+    words: Vec<u32>,
+    /// Words per row.
+    stride: usize,
+    /// Words per input pair.
+    pair_words: usize,
+    rows: usize,
+}
+
+impl RowBuf {
+    /// `m` rows of `x` (`k` values each, row stride `ldx`) rounded for `kernel`, followed by a
+    /// tile of zero rows; on the current rayon pool when `parallel`.
+    pub(crate) fn fill(&mut self, kernel: Kernel, x: &[f32], m: usize, k: usize, ldx: usize, parallel: bool) {
+        let (mr, format) = (kernel.tile_rows(), kernel.format());
+        self.stride = pack::round_rows(x, m, k, ldx, format, mr, &mut self.words, parallel);
+        self.pair_words = format.words();
+        self.rows = m;
+    }
+
+    /// Rows `first..first + m` from input `col` (even) on: the rows of one sequence and head.
+    pub(crate) fn view(&self, first: usize, m: usize, col: usize) -> RowsRef<'_> {
+        assert!(first + m <= self.rows && col.is_multiple_of(2), "rows out of range");
+        RowsRef { words: &self.words[first * self.stride + col / 2 * self.pair_words..], stride: self.stride, m }
+    }
+}
+
+/// Columns packed in panels, in a buffer kept from call to call: the right operands of the
+/// attention's products.
+#[derive(Default)]
+pub(crate) struct PanelBuf {
+    data: Vec<PanelPair>,
+    pairs: usize,
+    n: usize,
+}
+
+impl PanelBuf {
+    /// The `n` rows of `src` (row stride `lds`, `k` values each) as columns: keys, or the rows of
+    /// a projected rel table.
+    pub(crate) fn columns(&mut self, src: &[f32], n: usize, k: usize, lds: usize) {
+        pack::pack_columns(src, n, k, lds, &mut self.data, false);
+        (self.pairs, self.n) = (k.div_ceil(2), n);
+    }
+
+    /// The `depth` rows of `src` (row stride `lds`, `n` values each) as the depth: values.
+    pub(crate) fn depth(&mut self, src: &[f32], depth: usize, n: usize, lds: usize) {
+        pack::pack_depth(src, depth, n, lds, &mut self.data);
+        (self.pairs, self.n) = (depth.div_ceil(2), n);
+    }
+
+    /// Columns `first..first + n`; `first` must start a panel.
+    pub(crate) fn view(&self, first: usize, n: usize) -> PanelsRef<'_> {
+        assert!(first.is_multiple_of(PANEL) && first + n <= self.n, "columns out of range");
+        PanelsRef { data: &self.data[first / PANEL * self.pairs..], pairs: self.pairs, n }
+    }
+
+    /// Bytes held.
+    pub(crate) fn bytes(&self) -> u64 {
+        (self.data.len() * std::mem::size_of::<PanelPair>()) as u64
     }
 }

@@ -16,9 +16,18 @@ impl Tile for Scalar {
     const COLS: usize = COLS;
     const FORMAT: RowFormat = RowFormat::Wide;
 
-    unsafe fn tile(a: *const u32, b: *const u32, pairs: usize, c: *mut f32, ldc: usize, mr: usize, accumulate: bool) {
-        // SAFETY (whole body): the caller vouches for `pairs` pairs at `a` and `b` and for the
-        // `mr` rows of COLS outputs at `c`.
+    unsafe fn tile(
+        a: *const u32,
+        lda: usize,
+        b: *const u32,
+        pairs: usize,
+        c: *mut f32,
+        ldc: usize,
+        mr: usize,
+        accumulate: bool,
+    ) {
+        // SAFETY (whole body): the caller vouches for the MR rows at `a` (two words per pair), the
+        // `pairs` panel rows at `b` and the `mr` rows of COLS outputs at `c`.
         let mut acc = [[0.0f32; COLS]; MR];
         if accumulate {
             for (r, row) in acc.iter_mut().enumerate().take(mr) {
@@ -27,9 +36,9 @@ impl Tile for Scalar {
         }
         for q in 0..pairs {
             let w = unsafe { std::slice::from_raw_parts(b.add(q * PANEL), COLS) };
-            let x = unsafe { std::slice::from_raw_parts(a.add(q * MR * 2), MR * 2) };
             for (r, row) in acc.iter_mut().enumerate() {
-                let (even, odd) = (f32::from_bits(x[2 * r]), f32::from_bits(x[2 * r + 1]));
+                let x = unsafe { a.add(r * lda + 2 * q) };
+                let (even, odd) = unsafe { (f32::from_bits(x.read()), f32::from_bits(x.add(1).read())) };
                 for (s, &word) in row.iter_mut().zip(w) {
                     *s = odd.mul_add(f32::from_bits(word & 0xffff_0000), *s);
                     *s = even.mul_add(f32::from_bits(word << 16), *s);

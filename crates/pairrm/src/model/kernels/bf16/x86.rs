@@ -6,22 +6,9 @@
 
 use std::arch::x86_64::*;
 
-use super::driver::{run, Tile};
+use super::driver::Tile;
 use super::pack::RowFormat;
-use super::{Kernel, PackedBf16, PANEL};
-
-/// `out = x · Wᵀ` with `kernel` (see [`super::PackedBf16`]).
-///
-/// # Safety
-/// The CPU must support `kernel`; `x` holds `m × k` values and `out` `m × n`.
-pub(super) unsafe fn product(kernel: Kernel, w: &PackedBf16, m: usize, x: &[f32], out: &mut [f32]) {
-    match kernel {
-        Kernel::Avx512Bf16 => run::<Avx512Bf16>(w, m, x, out),
-        Kernel::Avx512 => run::<Avx512>(w, m, x, out),
-        Kernel::Avx2 => run::<Avx2>(w, m, x, out),
-        Kernel::Scalar => unreachable!("the scalar kernel is not an x86 kernel"),
-    }
-}
+use super::PANEL;
 
 /// `vdpbf16ps`: 12 rows × 32 columns (24 accumulators).
 pub(super) struct Avx512Bf16;
@@ -31,9 +18,18 @@ impl Tile for Avx512Bf16 {
     const COLS: usize = 32;
     const FORMAT: RowFormat = RowFormat::Pairs;
 
-    unsafe fn tile(a: *const u32, b: *const u32, pairs: usize, c: *mut f32, ldc: usize, mr: usize, accumulate: bool) {
+    unsafe fn tile(
+        a: *const u32,
+        lda: usize,
+        b: *const u32,
+        pairs: usize,
+        c: *mut f32,
+        ldc: usize,
+        mr: usize,
+        accumulate: bool,
+    ) {
         // SAFETY: the caller vouches for the CPU and the memory.
-        unsafe { tile_avx512_bf16::<12>(a, b, pairs, c, ldc, mr, accumulate) }
+        unsafe { tile_avx512_bf16::<12>(a, lda, b, pairs, c, ldc, mr, accumulate) }
     }
 }
 
@@ -41,6 +37,7 @@ impl Tile for Avx512Bf16 {
 #[allow(clippy::too_many_arguments)]
 unsafe fn tile_avx512_bf16<const MR: usize>(
     a: *const u32,
+    lda: usize,
     b: *const u32,
     pairs: usize,
     c: *mut f32,
@@ -48,10 +45,12 @@ unsafe fn tile_avx512_bf16<const MR: usize>(
     mr: usize,
     accumulate: bool,
 ) {
-    // SAFETY (whole body): the caller vouches for `pairs` pairs at `a` (MR words each) and `b`
-    // (PANEL words each, 32 read) and for the `mr` rows of 32 outputs at `c`.
+    // SAFETY (whole body): the caller vouches for the MR rows at `a` (row stride `lda`, `pairs`
+    // words read from each), for `pairs` panel rows at `b` (32 words read from each) and for the
+    // `mr` rows of 32 outputs at `c`.
     unsafe {
         let mut acc = [[_mm512_setzero_ps(); 2]; MR];
+        let rows: [*const u32; MR] = std::array::from_fn(|r| a.add(r * lda));
         if accumulate {
             for (r, s) in acc.iter_mut().enumerate() {
                 if r < mr {
@@ -64,9 +63,8 @@ unsafe fn tile_avx512_bf16<const MR: usize>(
             let w = b.add(q * PANEL);
             let w0: __m512bh = std::mem::transmute(_mm512_loadu_si512(w.cast()));
             let w1: __m512bh = std::mem::transmute(_mm512_loadu_si512(w.add(16).cast()));
-            let x = a.add(q * MR);
             for (r, s) in acc.iter_mut().enumerate() {
-                let v: __m512bh = std::mem::transmute(_mm512_set1_epi32(x.add(r).read() as i32));
+                let v: __m512bh = std::mem::transmute(_mm512_set1_epi32(rows[r].add(q).read() as i32));
                 s[0] = _mm512_dpbf16_ps(s[0], v, w0);
                 s[1] = _mm512_dpbf16_ps(s[1], v, w1);
             }
@@ -88,9 +86,18 @@ impl Tile for Avx512 {
     const COLS: usize = 32;
     const FORMAT: RowFormat = RowFormat::Wide;
 
-    unsafe fn tile(a: *const u32, b: *const u32, pairs: usize, c: *mut f32, ldc: usize, mr: usize, accumulate: bool) {
+    unsafe fn tile(
+        a: *const u32,
+        lda: usize,
+        b: *const u32,
+        pairs: usize,
+        c: *mut f32,
+        ldc: usize,
+        mr: usize,
+        accumulate: bool,
+    ) {
         // SAFETY: the caller vouches for the CPU and the memory.
-        unsafe { tile_avx512::<12>(a, b, pairs, c, ldc, mr, accumulate) }
+        unsafe { tile_avx512::<12>(a, lda, b, pairs, c, ldc, mr, accumulate) }
     }
 }
 
@@ -98,6 +105,7 @@ impl Tile for Avx512 {
 #[allow(clippy::too_many_arguments)]
 unsafe fn tile_avx512<const MR: usize>(
     a: *const u32,
+    lda: usize,
     b: *const u32,
     pairs: usize,
     c: *mut f32,
@@ -105,9 +113,10 @@ unsafe fn tile_avx512<const MR: usize>(
     mr: usize,
     accumulate: bool,
 ) {
-    // SAFETY (whole body): as `tile_avx512_bf16`, with 2·MR words per pair at `a`.
+    // SAFETY (whole body): as `tile_avx512_bf16`, two words per pair read from each row at `a`.
     unsafe {
         let mut acc = [[_mm512_setzero_ps(); 2]; MR];
+        let rows: [*const f32; MR] = std::array::from_fn(|r| a.add(r * lda).cast::<f32>());
         if accumulate {
             for (r, s) in acc.iter_mut().enumerate() {
                 if r < mr {
@@ -120,18 +129,17 @@ unsafe fn tile_avx512<const MR: usize>(
         for q in 0..pairs {
             let w = b.add(q * PANEL);
             let (v0, v1) = (_mm512_loadu_si512(w.cast()), _mm512_loadu_si512(w.add(16).cast()));
-            let x = a.add(q * MR * 2).cast::<f32>();
             let (o0, o1) =
                 (_mm512_castsi512_ps(_mm512_and_si512(v0, high)), _mm512_castsi512_ps(_mm512_and_si512(v1, high)));
             for (r, s) in acc.iter_mut().enumerate() {
-                let odd = _mm512_set1_ps(x.add(2 * r + 1).read());
+                let odd = _mm512_set1_ps(rows[r].add(2 * q + 1).read());
                 s[0] = _mm512_fmadd_ps(odd, o0, s[0]);
                 s[1] = _mm512_fmadd_ps(odd, o1, s[1]);
             }
             let (e0, e1) =
                 (_mm512_castsi512_ps(_mm512_slli_epi32(v0, 16)), _mm512_castsi512_ps(_mm512_slli_epi32(v1, 16)));
             for (r, s) in acc.iter_mut().enumerate() {
-                let even = _mm512_set1_ps(x.add(2 * r).read());
+                let even = _mm512_set1_ps(rows[r].add(2 * q).read());
                 s[0] = _mm512_fmadd_ps(even, e0, s[0]);
                 s[1] = _mm512_fmadd_ps(even, e1, s[1]);
             }
@@ -153,9 +161,18 @@ impl Tile for Avx2 {
     const COLS: usize = 16;
     const FORMAT: RowFormat = RowFormat::Wide;
 
-    unsafe fn tile(a: *const u32, b: *const u32, pairs: usize, c: *mut f32, ldc: usize, mr: usize, accumulate: bool) {
+    unsafe fn tile(
+        a: *const u32,
+        lda: usize,
+        b: *const u32,
+        pairs: usize,
+        c: *mut f32,
+        ldc: usize,
+        mr: usize,
+        accumulate: bool,
+    ) {
         // SAFETY: the caller vouches for the CPU and the memory.
-        unsafe { tile_avx2::<6>(a, b, pairs, c, ldc, mr, accumulate) }
+        unsafe { tile_avx2::<6>(a, lda, b, pairs, c, ldc, mr, accumulate) }
     }
 }
 
@@ -163,6 +180,7 @@ impl Tile for Avx2 {
 #[allow(clippy::too_many_arguments)]
 unsafe fn tile_avx2<const MR: usize>(
     a: *const u32,
+    lda: usize,
     b: *const u32,
     pairs: usize,
     c: *mut f32,
@@ -173,6 +191,7 @@ unsafe fn tile_avx2<const MR: usize>(
     // SAFETY (whole body): as `tile_avx512`, 16 words read per pair at `b`.
     unsafe {
         let mut acc = [[_mm256_setzero_ps(); 2]; MR];
+        let rows: [*const f32; MR] = std::array::from_fn(|r| a.add(r * lda).cast::<f32>());
         if accumulate {
             for (r, s) in acc.iter_mut().enumerate() {
                 if r < mr {
@@ -184,19 +203,18 @@ unsafe fn tile_avx2<const MR: usize>(
         let high = _mm256_set1_epi32(0xffff_0000u32 as i32);
         for q in 0..pairs {
             let w = b.add(q * PANEL);
-            let x = a.add(q * MR * 2).cast::<f32>();
             let (v0, v1) = (_mm256_loadu_si256(w.cast()), _mm256_loadu_si256(w.add(8).cast()));
             let (o0, o1) =
                 (_mm256_castsi256_ps(_mm256_and_si256(v0, high)), _mm256_castsi256_ps(_mm256_and_si256(v1, high)));
             for (r, s) in acc.iter_mut().enumerate() {
-                let odd = _mm256_broadcast_ss(&*x.add(2 * r + 1));
+                let odd = _mm256_broadcast_ss(&*rows[r].add(2 * q + 1));
                 s[0] = _mm256_fmadd_ps(odd, o0, s[0]);
                 s[1] = _mm256_fmadd_ps(odd, o1, s[1]);
             }
             let (e0, e1) =
                 (_mm256_castsi256_ps(_mm256_slli_epi32(v0, 16)), _mm256_castsi256_ps(_mm256_slli_epi32(v1, 16)));
             for (r, s) in acc.iter_mut().enumerate() {
-                let even = _mm256_broadcast_ss(&*x.add(2 * r));
+                let even = _mm256_broadcast_ss(&*rows[r].add(2 * q));
                 s[0] = _mm256_fmadd_ps(even, e0, s[0]);
                 s[1] = _mm256_fmadd_ps(even, e1, s[1]);
             }
