@@ -379,6 +379,14 @@ impl Encoder {
         self.layers[0].query.kernel()
     }
 
+    /// The kernel of the attention's products.
+    pub(crate) fn attention_kernel(&self) -> &'static str {
+        match &self.layers[0].rel {
+            RelTables::Exact { .. } => "f32-gemm",
+            RelTables::Bf16 { kernel, .. } => kernel.name(),
+        }
+    }
+
     /// Rows of the word-embedding table: every token id must be below this.
     pub(crate) fn vocab_rows(&self) -> usize {
         self.embeddings.vocab_rows

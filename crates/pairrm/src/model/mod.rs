@@ -76,7 +76,11 @@ impl PairRm {
 
     /// The kernels this model runs.
     pub fn kernels(&self) -> Kernels {
-        Kernels { linear: self.encoder.linear_kernel(), attention: "f32-gemm", level: self.numerics.level }
+        Kernels {
+            linear: self.encoder.linear_kernel(),
+            attention: self.encoder.attention_kernel(),
+            level: self.numerics.level,
+        }
     }
 
     /// The backbone configuration.
