@@ -20,9 +20,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use pairrm::checkpoint::OpenOptions;
-use pairrm::judge::{self, Pair, RankRequest, SplitMix64};
+use pairrm::judge::{self, RankRequest, SplitMix64};
 use pairrm::{Engine, EngineOptions};
-use pairrm_server::{Backend, ModelInfo, ServerOptions};
+use pairrm_server::ServerOptions;
 use serde_json::{json, Value};
 
 /// Most requests one client sends in a phase (the phases are bounded by time first).
@@ -145,21 +145,6 @@ fn workload(requests: usize, candidates: usize) -> Vec<RankRequest> {
         .collect()
 }
 
-/// One engine shared by the offline run and both servers.
-struct SharedEngine(Arc<Engine>);
-
-impl Backend for SharedEngine {
-    fn pair_tokens(&self, pairs: &[Pair]) -> Vec<pairrm::Result<usize>> {
-        self.0.pair_tokens(pairs)
-    }
-    fn logits(&self, pairs: &[Pair]) -> Vec<pairrm::Result<f32>> {
-        Backend::logits(&*self.0, pairs)
-    }
-    fn info(&self) -> ModelInfo {
-        self.0.info()
-    }
-}
-
 /// A server on its own thread and runtime; stopped (gracefully) on drop.
 struct Server {
     url: String,
@@ -180,7 +165,7 @@ impl Server {
                 let shutdown = async {
                     let _ = stopped.await;
                 };
-                pairrm_server::serve(listener, options, move || Ok(SharedEngine(engine)), shutdown).await.unwrap();
+                pairrm_server::serve(listener, options, move || Ok(engine), shutdown).await.unwrap();
             });
         });
         let server = Server { url, stop: Some(stop), thread: Some(thread) };

@@ -22,6 +22,16 @@ if [ -z "${PAIRRM_CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1 && ! c
 fi
 # --------------------------------------------------------------------------------------------------
 
+# --- The engine embeds without a network stack (ARCHITECTURE.md) ------------------------------
+# `pairrm` (the engine crate) must not depend on the HTTP client, the TLS stack or the download
+# machinery: those belong to `pairrm-hub`. Checked on the engine's default features.
+engine_deps=$(cargo tree --locked -p pairrm -e normal --prefix none --format '{p}' | awk '{print $1}' | sort -u)
+if forbidden=$(grep -xE 'ureq|rustls|ring|sha2|fs4|webpki-roots|clap|utoipa' <<<"$engine_deps"); then
+  echo "error: the pairrm crate depends on: $(echo $forbidden) (move that code to pairrm-hub or behind a feature)" >&2
+  exit 1
+fi
+# --------------------------------------------------------------------------------------------------
+
 cargo test --workspace --locked
 
 # The CLI and the fake hub, as the Python-side checks below run them (target/debug).
@@ -60,4 +70,6 @@ fi
 PATH="$PY_VENV/bin:$PATH" MATURIN_PEP517_ARGS="--profile dev --locked" \
   "$PY_VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
   --no-build-isolation --no-deps --force-reinstall .
+# The llm_blender compatibility distribution over it (python/compat; tested by test_compat.py).
+"$PY_VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-deps --force-reinstall ./python/compat
 PAIRRM_CLI="$PWD/target/debug/pairrm" "$PY_VENV/bin/python" -m pytest python/tests -q -rs

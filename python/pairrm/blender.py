@@ -4,38 +4,35 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import warnings
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, TypeVar, Union
 
 import numpy as np
 
-from . import _hub, _validate
+from . import _hub, _upstream, _validate
 from ._pairrm import Engine, hub_cache_dir
 from ._progress import make_bar
 
-__all__ = ["Blender"]
+__all__ = ["Blender", "RankerNotLoadedError"]
 
 logger = logging.getLogger("pairrm")
 
 T = TypeVar("T")
 
-#: ``loadranker`` keyword arguments (beyond ``ranker_path`` and ``device``).
-_LOAD_OPTIONS = (
-    "cache_dir",
-    "revision",
-    "source_maxlength",
-    "candidate_maxlength",
-    "threads",
-    "max_batch_tokens",
-    "dtype",
-    "precision",
-    "download",
-)
-#: ``rank`` / ``rank_with_ref`` keyword arguments the reference accepts.
+#: ``rank`` / ``rank_with_ref`` keyword arguments that set the token limits of one call.
 _RANK_OPTIONS = ("source_max_length", "candidate_max_length")
 _SAMPLING_MODES = ("top_k_sampling", "top_p_sampling", None)
 _CMP_TYPES = ("bubble", "full")
+
+
+class RankerNotLoadedError(RuntimeError, AttributeError):
+    """A method that needs the ranker was called before :meth:`Blender.loadranker`.
+
+    A ``RuntimeError``, and also an ``AttributeError``: what llm_blender raises there (``'Blender'
+    object has no attribute 'ranker'``), so handlers written for either catch it.
+    """
 
 
 class Blender:
@@ -60,6 +57,11 @@ class Blender:
         self.seed = seed
         self._engine: Optional[Engine] = None
         self._pid: Optional[int] = None
+        # How the engine was loaded, to load it again with other token limits (rank's
+        # source_max_length / candidate_max_length), and the last such copy.
+        self._load_args: Dict[str, Any] = {}
+        self._variant: Optional[Engine] = None
+        self._variant_lock = threading.Lock()
 
     def __repr__(self) -> str:
         loaded = repr(self._engine.model_id) if self._engine is not None else "no ranker loaded"
@@ -84,8 +86,8 @@ class Blender:
                 files are downloaded (unless ``HF_HUB_OFFLINE`` is set): with ``huggingface_hub``
                 when it is installed, else with pairrm's built-in downloader (same cache layout,
                 same ``HF_*`` variables).
-            device: accepted for compatibility: ``None`` or ``"cpu"``. pairrm runs on the CPU;
-                any other device is ignored with a warning.
+            device: accepted for compatibility: ``None`` or ``"cpu"`` (or a ``torch.device`` of
+                the CPU). pairrm runs on the CPU; any other device is ignored with a warning.
             **kwargs: ``cache_dir`` (the hub cache; default: ``HF_HUB_CACHE``, ``HF_HOME/hub`` or
                 ``~/.cache/huggingface/hub``), ``revision`` (hub branch, tag or commit),
                 ``source_maxlength`` / ``candidate_maxlength`` (token limits, default: the
@@ -95,7 +97,11 @@ class Blender:
                 ``"f16"``: about 0.6x the memory, logits within 1e-2; ``"bf16"``), ``precision``
                 (the arithmetic: ``"f32"``, exact, the default; ``"bf16"``: about 2x faster and
                 half the memory, within a measured bound of f32 — see docs/precision.md; ``"int8"``),
-                ``download`` (False: never download).
+                ``download`` (False: never download). llm_blender's other ``RankerConfig`` fields are accepted
+                too: those describing the model (``ranker_type``, ``model_type``, ``model_name``,
+                ``n_tasks``, ``load_checkpoint``) come from the checkpoint's config.json (a value
+                that differs from PairRM's is ignored with a warning); training options and
+                ``fp16`` change nothing on the CPU, in llm_blender either.
 
         Raises:
             TypeError: an unknown keyword argument.
@@ -104,18 +110,13 @@ class Blender:
             ValueError: ``ranker_path`` is neither a directory nor a hub id, or the checkpoint is
                 invalid.
         """
-        unknown = sorted(set(kwargs) - set(_LOAD_OPTIONS))
-        if unknown:
-            raise TypeError(
-                f"loadranker() got unexpected keyword argument(s) {', '.join(unknown)}; "
-                f"accepted: {', '.join(_LOAD_OPTIONS)}"
-            )
-        if device is not None and str(device) != "cpu":
-            warnings.warn(f"pairrm runs on the CPU; device={str(device)!r} is ignored", stacklevel=2)
         path = os.fspath(ranker_path)
         if not isinstance(path, str):
             raise TypeError(f"ranker_path must be a str or path, not {type(ranker_path).__name__}")
-        cache_dir = kwargs.get("cache_dir")
+        options = _upstream.loadranker_options(path, kwargs)
+        if device is not None and str(device) != "cpu":
+            warnings.warn(f"pairrm runs on the CPU; device={str(device)!r} is ignored", stacklevel=2)
+        cache_dir = options.get("cache_dir")
         cache_dir = os.fspath(cache_dir) if cache_dir is not None else None
         if not os.path.isdir(path):
             legacy_root = cache_dir or hub_cache_dir()
@@ -123,22 +124,27 @@ class Blender:
                 path = str(Path(legacy_root) / path)
         sizes = {}
         for key in ("source_maxlength", "candidate_maxlength", "max_batch_tokens"):
-            if kwargs.get(key) is not None:
-                sizes[key] = _validate.positive_int(kwargs[key], key)
-        threads = kwargs.get("threads")
-        engine = Engine(
-            path,
-            revision=kwargs.get("revision"),
+            if options.get(key) is not None:
+                sizes[key] = _validate.positive_int(options[key], key)
+        threads = options.get("threads")
+        load_args = dict(
+            revision=options.get("revision"),
             cache_dir=cache_dir,
-            download=_hub.downloader() if kwargs.get("download", True) else False,
-            source_max_length=sizes.get("source_maxlength"),
-            candidate_max_length=sizes.get("candidate_maxlength"),
+            download=_hub.downloader() if options.get("download", True) else False,
             threads=0 if threads is None else _validate.non_negative_int(threads, "threads"),
             max_batch_tokens=sizes.get("max_batch_tokens"),
-            dtype=kwargs.get("dtype", "f32"),
-            precision=kwargs.get("precision", "f32"),
+            dtype=options.get("dtype", "f32"),
+            precision=options.get("precision", "f32"),
         )
-        self._engine, self._pid = engine, os.getpid()
+        engine = Engine(
+            path,
+            source_max_length=sizes.get("source_maxlength"),
+            candidate_max_length=sizes.get("candidate_maxlength"),
+            **load_args,
+        )
+        with self._variant_lock:
+            self._engine, self._pid = engine, os.getpid()
+            self._load_args, self._variant = dict(load_args, model=path), None
         logger.info(
             "pairrm: loaded ranker %s (%s layout, %d threads, precision %s)",
             path,
@@ -149,15 +155,51 @@ class Blender:
 
     @property
     def engine(self) -> Engine:
-        """The loaded :class:`pairrm.Engine` (the low-level API)."""
+        """The loaded :class:`pairrm.Engine` (the low-level API).
+
+        Raises:
+            RankerNotLoadedError: no ranker is loaded yet (a ``RuntimeError`` and an
+                ``AttributeError``).
+        """
         if self._engine is None:
-            raise RuntimeError("no ranker loaded: call loadranker('llm-blender/PairRM') first")
+            raise RankerNotLoadedError("no ranker loaded: call loadranker('llm-blender/PairRM') first")
         if self._pid != os.getpid():
             raise RuntimeError(
                 "this Blender was loaded in another process and inherited through fork; its engine threads "
                 "do not exist here. Build a Blender in each worker process (see docs/python.md)"
             )
         return self._engine
+
+    def _engine_with_limits(self, limits: Dict[str, Any], where: str) -> Engine:
+        """The engine for one call's ``source_max_length`` / ``candidate_max_length`` (llm_blender
+        reads them per call; ``None`` or 0 mean the loaded limits). Other limits than the loaded
+        ones need the model loaded again with them: that copy is kept for the next call (one at
+        a time), with a warning, since it costs the load time and memory of a second model."""
+        engine = self.engine
+        wanted = []
+        for key, loaded in (
+            ("source_max_length", engine.source_max_length),
+            ("candidate_max_length", engine.candidate_max_length),
+        ):
+            value = limits.get(key)
+            wanted.append(loaded if value is None or value == 0 else _validate.positive_int(value, key))
+        if tuple(wanted) == (engine.source_max_length, engine.candidate_max_length):
+            return engine
+        with self._variant_lock:
+            variant = self._variant
+            if variant is None or (variant.source_max_length, variant.candidate_max_length) != tuple(wanted):
+                warnings.warn(
+                    f"{where}(source_max_length={wanted[0]}, candidate_max_length={wanted[1]}): the loaded "
+                    f"limits are {engine.source_max_length} and {engine.candidate_max_length}; pairrm loads the "
+                    "model again with these limits (kept for the next call, at the cost of a second copy in "
+                    "memory). Load them once with loadranker(..., source_maxlength=..., candidate_maxlength=...)",
+                    UserWarning,
+                    stacklevel=3,
+                )
+                args = dict(self._load_args)
+                variant = Engine(args.pop("model"), source_max_length=wanted[0], candidate_max_length=wanted[1], **args)
+                self._variant = variant
+        return variant
 
     def _run(self, desc: str, show: bool, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
         """``fn(*args, progress=bar, **kwargs)`` with a progress bar titled ``desc``."""
@@ -167,22 +209,6 @@ class Blender:
         finally:
             if bar is not None:
                 bar.close()
-
-    def _check_rank_kwargs(self, rank_kwargs: Dict[str, Any]) -> None:
-        unknown = sorted(set(rank_kwargs) - set(_RANK_OPTIONS))
-        if unknown:
-            raise TypeError(f"unexpected keyword argument(s) {', '.join(unknown)}; accepted: {', '.join(_RANK_OPTIONS)}")
-        engine = self.engine
-        for key, load_key, loaded in (
-            ("source_max_length", "source_maxlength", engine.source_max_length),
-            ("candidate_max_length", "candidate_maxlength", engine.candidate_max_length),
-        ):
-            value = rank_kwargs.get(key)
-            if value is not None and value != loaded:
-                raise ValueError(
-                    f"{key}={value} differs from the loaded limit {loaded}: token limits are fixed when the "
-                    f"model is loaded; use loadranker(..., {load_key}={value})"
-                )
 
     # -- ranking -----------------------------------------------------------------------------
 
@@ -206,20 +232,31 @@ class Blender:
             batch_size: accepted for compatibility; the engine batches by a token budget and
                 results never depend on batching.
             disable_tqdm: no progress bar for this call.
-            **rank_kwargs: ``source_max_length`` / ``candidate_max_length``, only equal to the
-                loaded limits (set others with :meth:`loadranker`).
+            **rank_kwargs: ``source_max_length`` / ``candidate_max_length``: this call's token
+                limits (``None`` or 0: the loaded ones). Limits other than the loaded ones load
+                the model a second time (with a warning; better: :meth:`loadranker`'s
+                ``source_maxlength`` / ``candidate_maxlength``). Any other keyword is ignored
+                with a warning, as llm_blender ignores it.
 
         Returns:
             ``int32`` ranks of shape ``[len(inputs), n]`` (1 is best; equal scores share the
             better rank), or ``float32`` scores of that shape.
         """
-        engine = self.engine
+        engine = self.engine  # raises first when no ranker is loaded, as llm_blender
         inputs = _validate.strings(inputs, "inputs")
         candidates = _validate.string_lists(candidates, "candidates")
         instructions = _validate.optional_strings(instructions, "instructions")
         _validate.same_length(("inputs", inputs), ("candidates", candidates), ("instructions", instructions))
         n = _validate.common_count(candidates)
-        self._check_rank_kwargs(rank_kwargs)
+        extra = sorted(set(rank_kwargs) - set(_RANK_OPTIONS))
+        if extra:
+            warnings.warn(
+                f"rank(): keyword argument(s) {', '.join(extra)} ignored (llm_blender ignores them too; "
+                f"rank reads only {' and '.join(_RANK_OPTIONS)})",
+                UserWarning,
+                stacklevel=2,
+            )
+        engine = self._engine_with_limits(rank_kwargs, "rank")
         scores, ranks = self._run("Ranking candidates", not disable_tqdm, engine.rank, inputs, candidates, instructions)
         if return_scores:
             return np.asarray(scores, dtype=np.float32).reshape(len(inputs), n)
@@ -238,21 +275,39 @@ class Blender:
     ) -> np.ndarray:
         """Ranks each candidate by comparing it with a reference candidate.
 
-        The score of candidate ``c`` is ``-compare(reference, c)`` (mode ``[A,B]+[B,A]``), so
-        higher is better.
+        The score of candidate ``c`` is ``-compare(reference, c, mode=mode)``, so higher is
+        better.
 
         Args:
             ref_mode: which candidate is the reference: ``"longest"``, ``"shortest"``,
                 ``"median_length"``, ``"first"`` or ``"last"`` (lengths in characters; the first
                 of equals).
             ref_candidates: one reference text per input; overrides ``ref_mode``.
+            **rank_kwargs: as llm_blender, passed on to :meth:`compare`: ``mode`` (default
+                ``"[A,B]+[B,A]"``; any value other than ``"[A,B]"`` / ``"[B,A]"`` compares both
+                orders, with a warning unless it is ``"[A,B]+[B,A]"`` — LLM-Blender's README
+                passes ``mode="longest"``, which picks nothing: ``ref_mode`` does);
+                ``disable_tqdm``; and ``source_max_length`` / ``candidate_max_length`` as in
+                :meth:`rank`.
             Other arguments as in :meth:`rank`.
 
         Returns:
             ``int32`` ranks of shape ``[len(inputs), n]``, or ``float64`` scores (the
             reference's dtype).
+
+        Raises:
+            TypeError: another keyword argument (llm_blender's ``compare`` refuses it too).
         """
-        engine = self.engine
+        engine = self.engine  # raises first when no ranker is loaded, as llm_blender
+        options = dict(rank_kwargs)
+        mode = options.pop("mode", _upstream.BOTH_ORDERS)
+        disable_tqdm = options.pop("disable_tqdm", False)
+        extra = sorted(set(options) - set(_RANK_OPTIONS))
+        if extra:
+            raise TypeError(
+                f"rank_with_ref() got unexpected keyword argument(s) {', '.join(extra)}; accepted: mode, "
+                f"disable_tqdm, {', '.join(_RANK_OPTIONS)} (llm_blender passes them to compare())"
+            )
         inputs = _validate.strings(inputs, "inputs")
         candidates = _validate.string_lists(candidates, "candidates")
         instructions = _validate.optional_strings(instructions, "instructions")
@@ -264,19 +319,38 @@ class Blender:
             ("ref_candidates", references),
         )
         n = _validate.common_count(candidates)
-        if references is None and ref_mode not in ("longest", "shortest", "median_length", "first", "last"):
+        if references is None and ref_mode not in _upstream.REF_MODES:
             raise ValueError(f"Unknown ref_mode: {ref_mode!r}; expected longest, shortest, median_length, first or last")
-        self._check_rank_kwargs(rank_kwargs)
-        scores, ranks = self._run(
-            "Ranking with reference",
-            True,
-            engine.rank_with_ref,
-            inputs,
-            candidates,
-            instructions,
-            reference=ref_mode,
-            references=references,
-        )
+        mode = _upstream.compare_mode(mode, "rank_with_ref")
+        engine = self._engine_with_limits(options, "rank_with_ref")
+        if mode == _upstream.BOTH_ORDERS:
+            scores, ranks = self._run(
+                "Ranking with reference",
+                not disable_tqdm,
+                engine.rank_with_ref,
+                inputs,
+                candidates,
+                instructions,
+                reference=ref_mode,
+                references=references,
+            )
+        else:
+            # One pass per candidate: compare(reference, candidate) in that mode, as llm_blender.
+            if references is None:
+                references = [_upstream.pick_reference(row, ref_mode) for row in candidates]
+            pairs = [(i, ref, c) for i, (ref, row) in enumerate(zip(references, candidates)) for c in row]
+            logits = self._run(
+                "Ranking with reference",
+                not disable_tqdm,
+                engine.compare,
+                [inputs[i] for i, _, _ in pairs],
+                [ref for _, ref, _ in pairs],
+                [c for _, _, c in pairs],
+                [instructions[i] for i, _, _ in pairs] if instructions is not None else None,
+                mode=mode,
+            )
+            scores = -np.asarray(logits, dtype=np.float32).astype(np.float64).reshape(len(inputs), n)
+            ranks = _upstream.ranks_from_scores(scores)
         if return_scores:
             return np.asarray(scores, dtype=np.float64).reshape(len(inputs), n)
         return np.asarray(ranks, dtype=np.int32).reshape(len(inputs), n)
@@ -298,7 +372,8 @@ class Blender:
 
         Args:
             mode: ``"[A,B]"`` (A left, B right: one pass), ``"[B,A]"`` (B left: one pass) or
-                ``"[A,B]+[B,A]"`` (both; ``logit(A,B) - logit(B,A)``, the default).
+                ``"[A,B]+[B,A]"`` (both; ``logit(A,B) - logit(B,A)``, the default). As in
+                llm_blender, any other value compares both orders (with a warning).
             return_logits: return the logits instead of booleans.
             Other arguments as in :meth:`rank`.
 
@@ -326,7 +401,7 @@ class Blender:
             candidates_a,
             candidates_b,
             instructions,
-            mode=_mode(mode),
+            mode=_upstream.compare_mode(mode, "compare"),
         )
         return _compare_result(logits, return_logits)
 
@@ -348,7 +423,8 @@ class Blender:
         conv_a = _validate.conversations(conversations_a, "conversations_a")
         conv_b = _validate.conversations(conversations_b, "conversations_b")
         _validate.same_length(("conversations_a", conv_a), ("conversations_b", conv_b))
-        logits = self._run("Comparing conversations", True, engine.compare_conversations, conv_a, conv_b, mode=_mode(mode))
+        mode = _upstream.compare_mode(mode, "compare_conversations")
+        logits = self._run("Comparing conversations", True, engine.compare_conversations, conv_a, conv_b, mode=mode)
         return _compare_result(logits, return_logits)
 
     # -- best / worst of n -------------------------------------------------------------------
@@ -367,14 +443,16 @@ class Blender:
         Args:
             pairrm_cmp_type: ``"bubble"``: one bubble pass over a seeded random order
                 (``2·(n-1)`` passes; the seed is ``Blender(seed=...)``); ``"full"``: the full
-                comparison matrix (``n·(n-1)`` passes) as :meth:`rank`.
+                comparison matrix (``n·(n-1)`` passes) as :meth:`rank`. Any other value means
+                ``"full"``, as in llm_blender (with a warning).
             return_all: return all candidates, the best first (``"full"``: by rank;
                 ``"bubble"``: the winner, then the loser of each bubble step).
             Other arguments as in :meth:`rank`; inputs may have different numbers of candidates.
 
         Returns:
             The best candidate text per input, or (``return_all``) each input's candidates
-            reordered.
+            reordered. When every input has a single candidate, that is the answer, and no
+            ranker is needed (as in llm_blender).
         """
         return self._select(inputs, candidates, instructions, pairrm_cmp_type, return_all, worst=False)
 
@@ -399,7 +477,6 @@ class Blender:
         return_all: bool,
         worst: bool,
     ) -> Union[List[str], List[List[str]]]:
-        engine = self.engine
         inputs = _validate.strings(inputs, "inputs")
         rows = _validate.string_lists(candidates, "candidates")
         instructions = _validate.optional_strings(instructions, "instructions")
@@ -407,8 +484,17 @@ class Blender:
         for i, row in enumerate(rows):
             if not row:
                 raise ValueError(f"candidates[{i}] is empty: each input needs at least one candidate")
-        if pairrm_cmp_type not in _CMP_TYPES:
-            raise ValueError(f"pairrm_cmp_type must be 'bubble' or 'full', got {pairrm_cmp_type!r}")
+        if all(len(row) == 1 for row in rows):
+            return [list(row) for row in rows] if return_all else [row[0] for row in rows]
+        engine = self.engine
+        if not (isinstance(pairrm_cmp_type, str) and pairrm_cmp_type in _CMP_TYPES):
+            warnings.warn(
+                f"pairrm_cmp_type={pairrm_cmp_type!r} is neither 'bubble' nor 'full'; as llm_blender does, "
+                "the full comparison matrix decides",
+                UserWarning,
+                stacklevel=3,
+            )
+            pairrm_cmp_type = "full"
         orders = self._run(
             "Selecting candidates",
             True,
@@ -442,10 +528,14 @@ class Blender:
         Only ``model.generate(**encodings, **generate_kwargs)`` (and ``model.device``, if the
         model has one) and ``model_tokenizer(prompts, return_tensors="pt", padding=True,
         truncation=True)``, ``model_tokenizer.batch_decode`` and
-        ``model_tokenizer.model_max_length`` are used, so pairrm itself needs no torch.
+        ``model_tokenizer.model_max_length`` are used, so pairrm itself needs no torch. A
+        ``vllm.LLM`` samples as in llm_blender: ``model.generate(prompts, sampling_params=...)``
+        with ``vllm.SamplingParams(n=n, max_tokens=...)`` and every generate keyword that
+        ``SamplingParams`` has.
 
         Args:
-            model: a generation model (e.g. ``transformers.AutoModelForCausalLM``).
+            model: a generation model (e.g. ``transformers.AutoModelForCausalLM``, or a
+                ``vllm.LLM``).
             model_tokenizer: its tokenizer (set ``padding_side="left"`` for decoder-only models).
             inputs: the prompts; with ``instructions``, each prompt is ``instruction + "\\n" +
                 input``.
@@ -482,6 +572,9 @@ class Blender:
         kwargs["output_scores"] = True
         kwargs["return_dict_in_generate"] = True
         prompts = [f"{i}\n{x}" for i, x in zip(instructions, inputs)] if instructions is not None else inputs
+        from_vllm = _upstream.vllm_generate(model, model_tokenizer, prompts, n, kwargs)
+        if from_vllm is not None:
+            return from_vllm
         device = getattr(model, "device", None)
         sampled: List[List[str]] = []
         bar = make_bar("Sampling generations", self.use_tqdm, unit="prompt")
@@ -545,11 +638,48 @@ class Blender:
             return_all=return_all,
         )
 
+    # -- the GenFuser (not provided) ---------------------------------------------------------
 
-def _mode(mode: Any) -> str:
-    if not isinstance(mode, str):
-        raise TypeError(f"mode must be a str, not {type(mode).__name__}")
-    return mode
+    def loadfuser(self, fuser_path: str, device: Any = None, **kwargs: Any) -> None:
+        """llm_blender's GenFuser loader: not provided (pairrm runs the PairRM ranker only).
+
+        Raises:
+            NotImplementedError: always, naming what to use instead.
+        """
+        raise _upstream.fuser_unavailable("loadfuser")
+
+    def fuse(
+        self,
+        inputs: Sequence[str],
+        candidates: Sequence[Sequence[str]],
+        instructions: Optional[Sequence[str]] = None,
+        batch_size: int = 4,
+        **generate_kwargs: Any,
+    ) -> List[str]:
+        """llm_blender's GenFuser generation: not provided (see :meth:`loadfuser`).
+
+        Raises:
+            NotImplementedError: always, naming what to use instead.
+        """
+        raise _upstream.fuser_unavailable("fuse")
+
+    def rank_and_fuse(
+        self,
+        inputs: Sequence[str],
+        candidates: Sequence[Sequence[str]],
+        instructions: Optional[Sequence[str]] = None,
+        return_scores: bool = False,
+        batch_size: int = 4,
+        top_k: int = 3,
+        **generate_kwargs: Any,
+    ) -> Any:
+        """llm_blender's rank-then-fuse: not provided (see :meth:`loadfuser`); rank with
+        :meth:`rank` and fuse with your own generator.
+
+        Raises:
+            NotImplementedError: always, naming what to use instead.
+        """
+        raise _upstream.fuser_unavailable("rank_and_fuse")
 
 
 def _compare_result(logits: List[float], return_logits: bool) -> np.ndarray:

@@ -12,7 +12,7 @@ use pyo3::types::PyBool;
 
 use crate::call;
 use crate::errors::{collect, to_py};
-use crate::requests::{compare_requests, conversation_pairs, matrix_passes, rank_requests, Conversation};
+use crate::requests::{compare_requests, conversation_pairs, rank_requests, Conversation};
 use crate::source::{Fetcher, FetchingSource};
 
 /// Scores and ranks per request.
@@ -212,7 +212,7 @@ impl PyEngine {
         progress: Option<Bound<'_, PyAny>>,
     ) -> PyResult<Ranked> {
         let requests = rank_requests(sources, candidates, instructions)?;
-        let planned = requests.iter().map(|r| matrix_passes(r.candidates.len())).sum();
+        let planned = requests.iter().map(|r| judge::matrix_passes(r.candidates.len())).sum();
         let results = call::run(py, progress.as_ref(), planned, |c| judge::rank(&self.engine.scorer(c), &requests))?;
         Ok(collect(py, results, "inputs")?.into_iter().map(|r| (r.scores, r.ranks)).unzip())
     }
@@ -249,7 +249,7 @@ impl PyEngine {
             .zip(references)
             .map(|(request, reference)| RankWithRefRequest { request, reference })
             .collect();
-        let planned = requests.iter().map(|r| 2 * r.request.candidates.len()).sum();
+        let planned = requests.iter().map(|r| judge::reference_passes(r.request.candidates.len())).sum();
         let results =
             call::run(py, progress.as_ref(), planned, |c| judge::rank_with_ref(&self.engine.scorer(c), &requests))?;
         Ok(collect(py, results, "inputs")?.into_iter().map(|r| (r.scores, r.ranks)).unzip())
@@ -274,13 +274,7 @@ impl PyEngine {
         let method: SelectMethod = parse(py, method)?;
         let target = if worst { Target::Worst } else { Target::Best };
         let requests = rank_requests(sources, candidates, instructions)?;
-        let planned = requests
-            .iter()
-            .map(|r| match method {
-                SelectMethod::Full => matrix_passes(r.candidates.len()),
-                SelectMethod::Bubble => 2 * r.candidates.len().saturating_sub(1),
-            })
-            .sum();
+        let planned = requests.iter().map(|r| method.passes(r.candidates.len())).sum();
         let results = call::run(py, progress.as_ref(), planned, |c| {
             judge::select_n(&self.engine.scorer(c), &requests, target, method, seed)
         })?;

@@ -82,8 +82,3 @@ pub fn conversation_pairs(a: Vec<Conversation>, b: Vec<Conversation>) -> PyResul
         .map(|(a, b)| ConversationPair { conversation_a: turns(a), conversation_b: turns(b) })
         .collect())
 }
-
-/// Passes a full comparison matrix over `n` candidates takes.
-pub fn matrix_passes(n: usize) -> usize {
-    n * n.saturating_sub(1)
-}

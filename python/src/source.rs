@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use pairrm::checkpoint::download::{DownloadProgress, FileProgress};
-use pairrm::checkpoint::{FileRequest, HubCache, HubDownloader, HubSettings, SnapshotSource};
+use pairrm::checkpoint::{FileRequest, HubCache, SnapshotSource};
 use pairrm::{Error, Result};
+use pairrm_hub::{DownloadProgress, FileProgress, HubDownloader, HubSettings};
 use pyo3::prelude::*;
 
 /// Who fetches the files a hub model lacks in the cache.

@@ -71,3 +71,34 @@ def make_hub_cache(root: Path, repos: Dict[str, Dict[str, Path]], commit: str = 
         for name, source in files.items():
             shutil.copy(source, snapshot / name)
     return cache
+
+
+def pairrm_hub_cache(root: Path) -> Path:
+    """An HF cache under ``root`` in which ``llm-blender/PairRM`` is the realtok fixture (the real
+    deberta-v3 tokenizer, tiny random weights) and its config.json names
+    ``microsoft/deberta-v3-large`` as the real PairRM's does: code that loads the hub id, like the
+    LLM-Blender README, runs on the fixture."""
+    backbone, checkpoint = MODELS / "realtok-backbone", MODELS / "realtok-original"
+    return make_hub_cache(
+        root,
+        {
+            "microsoft/deberta-v3-large": {
+                "config.json": backbone / "config.json",
+                "tokenizer_config.json": backbone / "tokenizer_config.json",
+                "spm.model": SPM_MODEL,
+            },
+            "llm-blender/PairRM": {
+                "config.json": checkpoint / "config.json",
+                "model.safetensors": checkpoint / "model.safetensors",
+            },
+        },
+    )
+
+
+@pytest.fixture
+def pairrm_hub(tmp_path: Path, monkeypatch: Any) -> Path:
+    """``llm-blender/PairRM`` resolves to the realtok fixture (offline) for the test's duration."""
+    cache = pairrm_hub_cache(tmp_path)
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    return cache

@@ -5,12 +5,14 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::Context;
-use pairrm::checkpoint::{Checkpoint, EnvSource, OpenOptions};
+use pairrm::checkpoint::{Checkpoint, OpenOptions};
 use pairrm::model::WeightDtype;
 use pairrm::Precision;
 use pairrm::{Engine, EngineOptions};
+use pairrm_hub::EnvSource;
 
 use crate::download_bar::DownloadBars;
+use crate::same_file::{self, Named};
 
 /// Which model to load and how to run it.
 #[derive(clap::Args, Debug, Clone)]
@@ -20,27 +22,28 @@ pub struct ModelArgs {
     #[arg(long, short = 'm', env = "PAIRRM_MODEL")]
     pub model: String,
     /// Hub revision (branch, tag or commit) when `--model` is a hub id.
-    #[arg(long)]
+    #[arg(long, env = "PAIRRM_REVISION")]
     pub revision: Option<String>,
     /// Override the checkpoint's source token limit.
-    #[arg(long)]
+    #[arg(long, env = "PAIRRM_SOURCE_MAX_LENGTH")]
     pub source_max_length: Option<usize>,
     /// Override the checkpoint's candidate token limit.
-    #[arg(long)]
+    #[arg(long, env = "PAIRRM_CANDIDATE_MAX_LENGTH")]
     pub candidate_max_length: Option<usize>,
-    /// Worker threads (0: one per core).
-    #[arg(long, default_value_t = 0)]
+    /// Worker threads (0: one per core; at most 8 per available core).
+    #[arg(long, default_value_t = 0, env = "PAIRRM_THREADS", value_parser = parse_threads)]
     pub threads: usize,
-    /// Most tokens in one forward batch.
-    #[arg(long, default_value_t = EngineOptions::default().max_batch_tokens)]
+    /// Most tokens in one forward batch (at least 1).
+    #[arg(long, default_value_t = EngineOptions::default().max_batch_tokens, env = "PAIRRM_MAX_BATCH_TOKENS",
+          value_parser = parse_count)]
     pub max_batch_tokens: usize,
     /// Weight storage: `f32` (exact), `f16` (about 0.6× the memory of f32, logits within 1e-2)
     /// or `bf16` (same memory, less precise). Arithmetic stays f32.
-    #[arg(long, default_value = "f32")]
+    #[arg(long, default_value = "f32", env = "PAIRRM_DTYPE")]
     pub dtype: WeightDtype,
     /// Arithmetic of the linear layers: `f32` (exact: the reference's numbers), `bf16` (faster,
     /// within a measured bound; see docs/precision.md) or `int8`.
-    #[arg(long, default_value = "f32")]
+    #[arg(long, default_value = "f32", env = "PAIRRM_PRECISION")]
     pub precision: Precision,
 }
 
@@ -56,7 +59,7 @@ impl ModelArgs {
         };
         let options = EngineOptions {
             threads: self.threads,
-            max_batch_tokens: self.max_batch_tokens.max(1),
+            max_batch_tokens: self.max_batch_tokens,
             dtype: self.dtype,
             precision: self.precision,
             kernel_level: None,
@@ -77,6 +80,32 @@ impl ModelArgs {
     }
 }
 
+/// Most threads per available core: more only slows the engine down (and 100 000 threads take
+/// minutes to start).
+const THREADS_PER_CORE: usize = 8;
+
+/// `--threads`: 0 (one per core) up to [`THREADS_PER_CORE`] per available core.
+pub fn parse_threads(value: &str) -> Result<usize, String> {
+    let threads: usize = value.trim().parse().map_err(|_| format!("{value:?} is not a whole number"))?;
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let max = THREADS_PER_CORE * cores;
+    if threads > max {
+        return Err(format!(
+            "at most {max} threads ({THREADS_PER_CORE} per available core, {cores} cores here); 0 uses one per core"
+        ));
+    }
+    Ok(threads)
+}
+
+/// A count or size that must allow something: a whole number of at least 1.
+pub fn parse_count(value: &str) -> Result<usize, String> {
+    match value.trim().parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("{value:?} is not a whole number")),
+    }
+}
+
 /// Where the JSON lines come from and go.
 #[derive(clap::Args, Debug, Clone)]
 pub struct IoArgs {
@@ -89,6 +118,16 @@ pub struct IoArgs {
     /// Never show a progress bar (of the work or of model downloads).
     #[arg(long)]
     pub no_progress: bool,
+}
+
+impl IoArgs {
+    /// Refuses an `--output` that is the input (`--input`, or the file stdin reads), and a stdout
+    /// redirected into `--input` ([`crate::same_file`]).
+    pub fn check_paths(&self) -> anyhow::Result<()> {
+        let inputs: Vec<Named> = self.input.iter().map(|p| ("--input", p.as_path())).collect();
+        let outputs: Vec<Named> = self.output.iter().map(|p| ("--output", p.as_path())).collect();
+        same_file::check(&inputs, self.input.is_none(), &outputs, self.output.is_none())
+    }
 }
 
 /// Bootstrap settings of `eval` and `winrate`.
@@ -107,8 +146,8 @@ pub struct StatsArgs {
 
 impl StatsArgs {
     /// The library's bootstrap settings.
-    pub fn bootstrap(&self) -> pairrm::eval::Bootstrap {
-        pairrm::eval::Bootstrap { resamples: self.bootstrap, seed: self.seed, confidence: self.confidence }
+    pub fn bootstrap(&self) -> pairrm_eval::Bootstrap {
+        pairrm_eval::Bootstrap { resamples: self.bootstrap, seed: self.seed, confidence: self.confidence }
     }
 }
 
@@ -127,4 +166,32 @@ pub struct ReportArgs {
     /// Never show a progress bar.
     #[arg(long)]
     pub no_progress: bool,
+}
+
+impl ReportArgs {
+    /// Refuses a `--rows` or `--plot` that is one of the command's `inputs`, or that both name
+    /// one file, and a stdout redirected into an input ([`crate::same_file`]).
+    pub fn check_paths(&self, inputs: &[Named]) -> anyhow::Result<()> {
+        let mut outputs: Vec<Named> = self.rows.iter().map(|p| ("--rows", p.as_path())).collect();
+        outputs.extend(self.plot.iter().map(|p| ("--plot", p.as_path())));
+        same_file::check(inputs, false, &outputs, true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn threads_and_counts_are_bounded_with_clear_messages() {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        assert_eq!(parse_threads("0"), Ok(0));
+        assert_eq!(parse_threads(&(8 * cores).to_string()), Ok(8 * cores));
+        let error = parse_threads("100000").unwrap_err();
+        assert!(error.contains(&format!("at most {} threads", 8 * cores)), "{error}");
+        assert!(parse_threads("-1").unwrap_err().contains("not a whole number"));
+        assert_eq!(parse_count("2048"), Ok(2048));
+        assert_eq!(parse_count("0"), Err("must be at least 1".to_string()));
+        assert!(parse_count("1e3").unwrap_err().contains("not a whole number"));
+    }
 }

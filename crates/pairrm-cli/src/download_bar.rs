@@ -2,9 +2,9 @@
 //! Nothing is drawn when stderr is not a terminal.
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use pairrm::checkpoint::download::{DownloadProgress, FileProgress};
+use pairrm_hub::{DownloadProgress, FileProgress};
 
-/// Draws a bar for each file a [`pairrm::checkpoint::HubDownloader`] downloads.
+/// Draws a bar for each file a [`pairrm_hub::HubDownloader`] downloads.
 pub struct DownloadBars;
 
 impl DownloadProgress for DownloadBars {

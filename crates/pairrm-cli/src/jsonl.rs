@@ -11,7 +11,9 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::args::IoArgs;
+use crate::outfile::OutputFile;
 use crate::progress::Progress;
+use crate::stdout;
 
 /// Forward passes gathered before a chunk is scored (more lines: better batches, later output).
 const CHUNK_PASSES: usize = 256;
@@ -94,20 +96,55 @@ pub fn run<J: LineJob>(io: &IoArgs, job: &J) -> anyhow::Result<Outcome> {
     }
     flush_chunk(job, chunk, chunk_passes, &progress, &mut out, &mut outcome, lines.count())?;
     progress.finish();
-    out.flush().context("writing output")?;
+    out.finish()?;
     if outcome.failed > 0 {
         tracing::warn!(failed = outcome.failed, "some lines failed");
     }
     Ok(outcome)
 }
 
-/// The output of a job: `--output` (created or truncated), else stdout; buffered.
-pub fn open_output(io: &IoArgs) -> anyhow::Result<Box<dyn Write>> {
-    Ok(match &io.output {
-        Some(path) => {
-            Box::new(BufWriter::new(File::create(path).with_context(|| format!("creating {}", path.display()))?))
+/// Where a job's result lines go.
+pub enum Sink {
+    /// Stdout.
+    Stdout(BufWriter<stdout::Results>),
+    /// `--output`, through a temporary file renamed over it by [`Sink::finish`].
+    File(BufWriter<OutputFile>),
+}
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Sink::Stdout(w) => w.write(buf),
+            Sink::File(w) => w.write(buf),
         }
-        None => Box::new(BufWriter::new(std::io::stdout().lock())),
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Sink::Stdout(w) => w.flush(),
+            Sink::File(w) => w.flush(),
+        }
+    }
+}
+
+impl Sink {
+    /// Ends a job that ran to its end: flushes stdout, or puts `--output` in place. (Dropping a
+    /// sink instead leaves an existing `--output` as it was.)
+    pub fn finish(self) -> anyhow::Result<()> {
+        match self {
+            Sink::Stdout(mut w) => w.flush().context("writing output"),
+            Sink::File(w) => w.into_inner().map_err(|e| e.into_error()).context("writing output")?.commit(),
+        }
+    }
+}
+
+/// The output of a job: `--output` (replaced when the job ends, see [`OutputFile`]), else
+/// stdout; buffered. Refuses an `--output` that is the input ([`IoArgs::check_paths`]).
+pub fn open_output(io: &IoArgs) -> anyhow::Result<Sink> {
+    io.check_paths()?;
+    Ok(match &io.output {
+        Some(path) => Sink::File(BufWriter::new(OutputFile::create(path)?)),
+        None => Sink::Stdout(stdout::results()),
     })
 }
 
@@ -189,6 +226,9 @@ fn count_passes<J: LineJob>(path: &std::path::Path, job: &J) -> anyhow::Result<u
     Ok(total)
 }
 
+/// The UTF-8 encoding of U+FEFF.
+const UTF8_BOM: &[u8] = b"\xEF\xBB\xBF";
+
 /// Lines as raw bytes (a line that is not UTF-8 is an error record, not a fatal error).
 pub struct RawLines<R: BufRead> {
     reader: R,
@@ -206,14 +246,33 @@ impl<R: BufRead> RawLines<R> {
         self.number
     }
 
-    /// The next line (numbered from 1) with its line ending, or `None` at the end.
+    /// The next line (numbered from 1) with its line ending, or `None` at the end. A UTF-8 byte
+    /// order mark opening the first line (Windows editors write one) is dropped.
     pub fn next_line(&mut self) -> anyhow::Result<Option<(usize, Vec<u8>)>> {
         let mut buf = vec![];
         let n = self.reader.read_until(b'\n', &mut buf).context("reading input")?;
         if n == 0 {
             return Ok(None);
         }
+        if self.number == 0 && buf.starts_with(UTF8_BOM) {
+            buf.drain(..UTF8_BOM.len());
+        }
         self.number += 1;
         Ok(Some((self.number, buf)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_byte_order_mark_opens_the_first_line_only() {
+        let text = b"\xEF\xBB\xBF{\"a\": 1}\n\xEF\xBB\xBF{\"b\": 2}\n";
+        let mut lines = RawLines::new(&text[..]);
+        let (n, first) = lines.next_line().unwrap().unwrap();
+        assert_eq!((n, parse_object(first).unwrap()), (1, serde_json::json!({"a": 1})));
+        let (_, second) = lines.next_line().unwrap().unwrap();
+        assert!(parse_object(second).unwrap_err().contains("invalid JSON"), "only a leading mark is dropped");
     }
 }

@@ -129,6 +129,39 @@ fn download_then_compare_offline_then_list() {
 }
 
 #[test]
+fn download_repairs_a_corrupt_cache_and_force_fetches_everything_again() {
+    let hub = hub();
+    let cache = tempfile::tempdir().unwrap();
+    let out = stdout(&pairrm(&hub, cache.path(), &[], &["download", "test/pairrm"], ""));
+    let snapshot =
+        PathBuf::from(serde_json::from_str::<Value>(out.lines().next().unwrap()).unwrap()["path"].as_str().unwrap());
+    let weights = fixture("tiny-original", "model.safetensors");
+    std::fs::write(snapshot.join("model.safetensors"), &weights[..weights.len() - 1]).unwrap();
+    let local_model = fixtures().join("tiny-original");
+    let local = stdout(&pairrm(&hub, cache.path(), &[], &["compare", "-m", local_model.to_str().unwrap()], PAIR));
+
+    // `download` checks what the cache holds and fetches the bad file again.
+    hub.clear_requests();
+    assert_eq!(stdout(&pairrm(&hub, cache.path(), &[], &["download", "test/pairrm"], "")), out);
+    assert_eq!(std::fs::read(snapshot.join("model.safetensors")).unwrap(), weights);
+    let gets: Vec<String> = hub
+        .requests()
+        .iter()
+        .filter(|r| r.method == "GET")
+        .map(|r| r.path.split('?').next().unwrap().to_string())
+        .collect();
+    assert!(gets.len() == 1 && gets[0].ends_with("/model.safetensors"), "{gets:?}");
+    let offline = [("HF_HUB_OFFLINE", "1")];
+    assert_eq!(stdout(&pairrm(&hub, cache.path(), &offline, &["compare", "-m", "test/pairrm"], PAIR)), local);
+
+    // `--force` fetches every file the model needs again.
+    hub.clear_requests();
+    assert_eq!(stdout(&pairrm(&hub, cache.path(), &[], &["download", "test/pairrm", "--force"], "")), out);
+    let gets = hub.requests().iter().filter(|r| r.method == "GET").count();
+    assert_eq!(gets, 5, "{:?}", hub.requests());
+}
+
+#[test]
 fn a_hub_model_is_downloaded_on_first_use() {
     let hub = hub();
     let cache = tempfile::tempdir().unwrap();

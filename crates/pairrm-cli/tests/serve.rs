@@ -144,3 +144,117 @@ fn a_model_that_does_not_load_ends_the_server_with_exit_code_2() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("loading model /nonexistent/model"), "{stderr}");
 }
+
+/// `pairrm serve ARGS` with `env`, expected to refuse its options: (exit code, stderr).
+fn refused(args: &[&str], env: &[(&str, &str)]) -> (Option<i32>, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_pairrm"))
+        .args(["serve", "--model", &tiny_model(), "--port", "0"])
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (output.status.code(), String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+#[test]
+fn nonsense_options_are_refused_with_a_clear_message_before_anything_starts() {
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case; 11] = [
+        (&["--request-timeout", "1e20"], &[], "--request-timeout"),
+        (&["--request-timeout=-1"], &[], "from 0 (no limit) to 604800 seconds"),
+        (&["--header-timeout", "nan"], &[], "--header-timeout"),
+        (&["--max-concurrent-requests", "0"], &[], "must be at least 1"),
+        (&["--max-client-batch-size", "0"], &[], "--max-client-batch-size"),
+        (&["--payload-limit", "0"], &[], "--payload-limit"),
+        (&["--max-connections", "0"], &[], "--max-connections"),
+        (&["--max-batch-tokens", "0"], &[], "--max-batch-tokens"),
+        (&["--threads", "100000"], &[], "at most"),
+        (&["--cors-origin", "example.org"], &[], "is not an origin"),
+        (&[], &[("PAIRRM_REQUEST_TIMEOUT", "1e20")], "--request-timeout"),
+    ];
+    for (args, env, message) in cases {
+        let (code, stderr) = refused(args, env);
+        assert_eq!(code, Some(2), "{args:?} {env:?}: {stderr}");
+        assert!(stderr.contains(message), "{args:?} {env:?}: {stderr}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+    let (_, stderr) = refused(&["--threads", "100000"], &[]);
+    assert!(stderr.contains(&format!("at most {} threads", 8 * cores)), "{stderr}");
+}
+
+#[test]
+fn every_option_can_come_from_the_environment() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pairrm"))
+        .args(["serve", "--log", "info"])
+        .envs([
+            ("PAIRRM_MODEL", tiny_model().as_str()),
+            ("PAIRRM_HOST", "127.0.0.1"),
+            ("PAIRRM_PORT", "0"),
+            ("PAIRRM_API_KEY", "k3y"),
+            ("PAIRRM_MAX_CLIENT_BATCH_SIZE", "2"),
+            ("PAIRRM_SERVED_MODEL_NAME", "judge"),
+            ("PAIRRM_KEEP_ALIVE_TIMEOUT", "12.5"),
+            ("PAIRRM_THREADS", "1"),
+        ])
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, log) = mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut served = Served { child, url: String::new(), log };
+    let line = served.wait_log("listening on http://");
+    served.url = line[line.find("http://").unwrap()..].chars().take_while(|c| !c.is_whitespace()).collect();
+    served.wait_log("ready on http://");
+    let body = serde_json::json!({"source": "s", "candidates": ["a", "b", "c"]});
+    assert_eq!(served.post("/rank", &body).0, 401);
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let status = agent
+        .post(format!("{}/rank", served.url))
+        .header("authorization", "Bearer k3y")
+        .send_json(&body)
+        .unwrap()
+        .status();
+    assert_eq!(status.as_u16(), 413);
+    let mut info = agent.get(format!("{}/info", served.url)).header("authorization", "Bearer k3y").call().unwrap();
+    let info: Value = info.body_mut().read_json().unwrap();
+    assert_eq!(info["model_id"], "judge");
+    assert_eq!(info["threads"], 1);
+    assert_eq!(info["limits"]["keep_alive_timeout_secs"], 12.5);
+    assert_eq!(info["limits"]["max_client_batch_size"], 2);
+}
+
+#[test]
+fn sigterm_is_not_held_up_by_a_stalled_client() {
+    let mut served = Served::start(&["--header-timeout", "600", "--shutdown-timeout", "1"]);
+    served.wait_log("ready on http://");
+    let addr = served.url.trim_start_matches("http://").to_string();
+    let mut stalled = std::net::TcpStream::connect(&addr).unwrap();
+    stalled.write_all(b"POST /rank HTTP/1.1\r\nHost: x\r\n").unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let start = std::time::Instant::now();
+    let pid = served.child.id().to_string();
+    assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
+    // Bounded wait for the exit.
+    let status = loop {
+        if let Some(status) = served.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(start.elapsed() < Duration::from_secs(20), "still running 20 s after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status}");
+    assert!(start.elapsed() < Duration::from_secs(10), "exited {:?} after SIGTERM", start.elapsed());
+    let rest: Vec<String> = served.log.try_iter().collect();
+    assert!(rest.iter().any(|l| l.contains("--shutdown-timeout")), "{rest:?}");
+    drop(stalled);
+}

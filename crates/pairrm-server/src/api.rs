@@ -1,7 +1,9 @@
 //! The JSON bodies of the API (documented in the OpenAPI description) and their conversion to
 //! the library's requests.
 
-use pairrm::judge::{CompareMode, CompareRequest, CompareResult, ConversationPair, Reference, Turn};
+use pairrm::judge::{
+    CompareInput, CompareMode, CompareRequest, CompareResult, ConversationPair, ReferenceMode, SelectMethod, Turn,
+};
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer, Serialize};
 use utoipa::ToSchema;
@@ -10,6 +12,7 @@ use crate::backend::ModelInfo;
 
 /// `POST /compare`: is A better than B, for each pair?
 #[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, expecting = "an object with `pairs` (and optionally `mode`)")]
 #[schema(example = json!({"pairs": [{"source": "What is 2+2?", "a": "4", "b": "5"}], "mode": "both"}))]
 pub struct CompareBody {
     /// The comparisons: pairs of answers or pairs of conversations (at most
@@ -55,10 +58,17 @@ pub enum PairItem {
 }
 
 impl<'de> Deserialize<'de> for PairItem {
-    /// Chooses the variant by its fields (as the CLI does), so that errors name the right fields.
+    /// Chooses the variant by its fields ([`CompareInput::is_conversation`], as the CLI and `pairrm
+    /// eval`), so that errors name the right fields.
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let value = serde_json::Value::deserialize(d)?;
-        if value.get("conversation_a").is_some() || value.get("conversation_b").is_some() {
+        if !value.is_object() {
+            return Err(D::Error::custom(format!(
+                "must be an object with `source`, `a` and `b`, or with `conversation_a` and `conversation_b`; got {}",
+                crate::json::json_kind(&value)
+            )));
+        }
+        if value.as_object().is_some_and(CompareInput::is_conversation) {
             serde_json::from_value(value).map(PairItem::Conversations).map_err(D::Error::custom)
         } else {
             serde_json::from_value(value).map(PairItem::Answers).map_err(D::Error::custom)
@@ -68,6 +78,7 @@ impl<'de> Deserialize<'de> for PairItem {
 
 /// Two answers to one prompt.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, expecting = "an object with `source`, `a` and `b` (and optionally `instruction`)")]
 pub struct AnswerPair {
     /// Optional instruction, prepended to `source` without separator.
     #[serde(default)]
@@ -83,6 +94,7 @@ pub struct AnswerPair {
 /// Two conversations: alternating USER / ASSISTANT turns, starting with USER; the same USER
 /// turns in both.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, expecting = "an object with `conversation_a` and `conversation_b`")]
 pub struct ConversationItem {
     /// Conversation A.
     pub conversation_a: Vec<TurnItem>,
@@ -92,6 +104,7 @@ pub struct ConversationItem {
 
 /// One turn of a conversation.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, expecting = "a turn: an object with `role` and `content`")]
 pub struct TurnItem {
     /// `USER` or `ASSISTANT` (any case).
     pub role: String,
@@ -141,48 +154,14 @@ impl From<CompareResult> for Comparison {
     }
 }
 
-/// How `/rank` ranks.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum Strategy {
-    /// All n·(n−1) comparisons: scores and ranks (the reference's `rank`). The default.
-    #[default]
-    Full,
-    /// One bubble pass over a seeded random order (2·(n−1) comparisons): the best (or worst)
-    /// candidate only.
-    Bubble,
-}
-
-/// Which candidate is the reference of a rank against a reference.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum ReferenceMode {
-    /// The longest candidate (first of equals).
-    Longest,
-    /// The shortest candidate (first of equals).
-    Shortest,
-    /// The median-length candidate.
-    Median,
-    /// The first candidate.
-    First,
-    /// The last candidate.
-    Last,
-}
-
-impl From<ReferenceMode> for Reference {
-    fn from(m: ReferenceMode) -> Self {
-        match m {
-            ReferenceMode::Longest => Reference::Longest,
-            ReferenceMode::Shortest => Reference::Shortest,
-            ReferenceMode::Median => Reference::Median,
-            ReferenceMode::First => Reference::First,
-            ReferenceMode::Last => Reference::Last,
-        }
-    }
+/// `/rank`'s default strategy: the full matrix (the library's default is the reference's bubble).
+fn full_matrix() -> SelectMethod {
+    SelectMethod::Full
 }
 
 /// `POST /rank`: rank candidate answers to a prompt.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, expecting = "an object with `source` and `candidates`")]
 #[schema(example = json!({"source": "What is 2+2?", "candidates": ["4", "5", "four"]}))]
 pub struct RankBody {
     /// Optional instruction, prepended to `source` without separator.
@@ -193,8 +172,8 @@ pub struct RankBody {
     /// The candidates (1 to `--max-client-batch-size`).
     pub candidates: Vec<String>,
     /// `full` (default): scores and ranks; `bubble`: the best candidate only.
-    #[serde(default)]
-    pub strategy: Strategy,
+    #[serde(default = "full_matrix")]
+    pub strategy: SelectMethod,
     /// Seed of the bubble order (the same seed gives the same order everywhere).
     #[serde(default)]
     pub seed: u64,
@@ -258,8 +237,11 @@ pub struct WorstOf {
     pub order: Vec<usize>,
 }
 
-/// `POST /rerank`: texts ordered by how well they answer a query (TEI / vLLM style).
+/// `POST /rerank`: texts ordered by how well they answer a query (TEI style). TEI's `truncate`,
+/// `truncation_direction` and `raw_scores` are accepted with the values that describe what
+/// PairRM does, and refused (422) with the others.
 #[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, expecting = "an object with `query` and `texts`")]
 #[schema(example = json!({"query": "What is 2+2?", "texts": ["5", "4"], "top_n": 1}))]
 pub struct RerankBody {
     /// The prompt.
@@ -276,6 +258,55 @@ pub struct RerankBody {
     /// Include each text in the answer.
     #[serde(default)]
     pub return_text: bool,
+    /// TEI's `truncate`: PairRM always truncates each text to the model's token limits
+    /// (`source_max_length`, `candidate_max_length` in `/info`), so only `true` is accepted.
+    #[serde(default)]
+    pub truncate: Option<bool>,
+    /// TEI's `truncation_direction`: PairRM truncates each text from the right, so only `right`
+    /// (or `Right`) is accepted.
+    #[serde(default)]
+    pub truncation_direction: Option<TruncationDirection>,
+    /// TEI's `raw_scores`: the scores are PairRM rank scores, which have no activation to skip,
+    /// so only `true` is accepted.
+    #[serde(default)]
+    pub raw_scores: Option<bool>,
+}
+
+/// Which end of a text TEI's `truncate` cuts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TruncationDirection {
+    /// Keep the start of the text (what PairRM does).
+    #[serde(alias = "Right")]
+    Right,
+    /// Keep the end of the text (not supported).
+    #[serde(alias = "Left")]
+    Left,
+}
+
+impl RerankBody {
+    /// Refuses the TEI options PairRM cannot honour, naming the field.
+    ///
+    /// # Errors
+    /// The message for the first such field.
+    pub fn check_tei_options(&self) -> Result<(), String> {
+        if self.truncate == Some(false) {
+            return Err("truncate: false is not supported: PairRM always truncates each text to the model's \
+                        token limits (source_max_length, candidate_max_length in /info); send true or leave it out"
+                .into());
+        }
+        if self.truncation_direction == Some(TruncationDirection::Left) {
+            return Err("truncation_direction: left is not supported: PairRM truncates each text from the right; \
+                        send right or leave it out"
+                .into());
+        }
+        if self.raw_scores == Some(false) {
+            return Err("raw_scores: false is not supported: the scores are PairRM rank scores, which have no \
+                        activation to apply; send true or leave it out"
+                .into());
+        }
+        Ok(())
+    }
 }
 
 /// One reranked text.
@@ -322,6 +353,18 @@ pub struct LimitsInfo {
     pub payload_limit: usize,
     /// Longest a request may take, in seconds, before it is answered 504 (none if absent).
     pub request_timeout_secs: Option<f64>,
+    /// Longest a client may take to send a request head, in seconds (none if absent).
+    pub header_timeout_secs: Option<f64>,
+    /// Longest a client may take to send a request body, in seconds, before 408 (none if absent).
+    pub body_timeout_secs: Option<f64>,
+    /// Longest a kept-alive connection may stay idle, in seconds (none if absent).
+    pub keep_alive_timeout_secs: Option<f64>,
+    /// Longest the requests in flight may take to finish on shutdown, in seconds (none if absent).
+    pub shutdown_timeout_secs: Option<f64>,
+    /// Most connections open at once.
+    pub max_connections: usize,
+    /// Whether the API needs `Authorization: Bearer <key>`.
+    pub api_key_required: bool,
 }
 
 #[cfg(test)]

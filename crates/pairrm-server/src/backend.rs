@@ -1,24 +1,27 @@
-//! What the server needs from a model: token counts (to batch by a token budget), logits, and a
-//! description for `/info`. [`Engine`] is the backend of `pairrm serve`; the trait lets an
-//! embedder (or a test) wrap it.
+//! What the server needs from a model: the exact model input of a pair (encoded once, before it
+//! is queued), logits of encoded inputs, and a description for `/info`. [`Engine`] is the backend
+//! of `pairrm serve`; the trait lets an embedder (or a test) wrap it.
 
-use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
 
-use pairrm::input::EncodedPart;
+use pairrm::input::PairInput;
 use pairrm::judge::Pair;
-use pairrm::{CallOptions, Engine, Error, Result};
+use pairrm::{CallOptions, Engine, Result};
 use serde::Serialize;
 use utoipa::ToSchema;
 
 /// A model the server can run. Every method may be called from several threads at once.
 pub trait Backend: Send + Sync + 'static {
-    /// The number of tokens of each pair's model input, in order; an error for a pair that
-    /// cannot be encoded (it is then not scored).
-    fn pair_tokens(&self, pairs: &[Pair]) -> Vec<Result<usize>>;
+    /// The exact model input of each pair, in order; an error for a pair that cannot be encoded
+    /// (it is then not scored). Called once per pair, before it is queued: the queue holds the
+    /// inputs and batches them by their token counts.
+    fn encode(&self, pairs: &[Pair]) -> Vec<Result<PairInput>>;
 
-    /// `logit(left, right)` of every pair, in order (> 0: left is better). Called by the batching
-    /// worker with one batch at a time; results must not depend on the batch's composition.
-    fn logits(&self, pairs: &[Pair]) -> Vec<Result<f32>>;
+    /// `logit(left, right)` of every encoded pair, in order (> 0: left is better). Called by the
+    /// batching worker with one batch at a time; results must not depend on the batch's
+    /// composition.
+    fn logits(&self, inputs: &[&PairInput]) -> Vec<Result<f32>>;
 
     /// The model and its limits, as `/info` shows them.
     fn info(&self) -> ModelInfo;
@@ -27,8 +30,12 @@ pub trait Backend: Send + Sync + 'static {
 /// The model as `/info` describes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct ModelInfo {
-    /// The model as it was named when loaded (a directory or a hub id).
+    /// The model's name: a hub id, or the name of a local directory (never its path; `pairrm
+    /// serve --served-model-name` sets any name).
     pub model_id: String,
+    /// The hub commit of the model's files (`null` for a directory outside the Hugging Face
+    /// cache).
+    pub model_sha: Option<String>,
     /// The checkpoint layout (`original` or `hf`).
     pub layout: String,
     /// How the exact tier stores its weights (`f32`, `f16`, `bf16`).
@@ -57,33 +64,19 @@ pub struct KernelsInfo {
 }
 
 impl Backend for Engine {
-    /// Tokenizes each distinct text once and assembles every pair's input, exactly as the engine
-    /// does before a forward pass.
-    fn pair_tokens(&self, pairs: &[Pair]) -> Vec<Result<usize>> {
-        let builder = self.input_builder();
-        let mut parts: HashMap<&str, Result<EncodedPart>> = HashMap::new();
-        for pair in pairs {
-            for text in [&*pair.source, &*pair.left, &*pair.right] {
-                parts.entry(text).or_insert_with(|| builder.encode_part(text));
-            }
-        }
-        let part = |text: &str| -> Result<&EncodedPart> {
-            parts[text].as_ref().map_err(|e| Error::invalid_input("pair", e.to_string()))
-        };
-        pairs
-            .iter()
-            .map(|p| Ok(builder.assemble(part(&p.source)?, part(&p.left)?, part(&p.right)?).ids.len()))
-            .collect()
+    fn encode(&self, pairs: &[Pair]) -> Vec<Result<PairInput>> {
+        self.encode_pairs(pairs)
     }
 
-    fn logits(&self, pairs: &[Pair]) -> Vec<Result<f32>> {
-        self.logits_with(pairs, &CallOptions::default())
+    fn logits(&self, inputs: &[&PairInput]) -> Vec<Result<f32>> {
+        self.logits_encoded(inputs, &CallOptions::default())
     }
 
     fn info(&self) -> ModelInfo {
         let config = self.config();
         ModelInfo {
-            model_id: self.model_id().to_string(),
+            model_id: public_name(self.model_id()),
+            model_sha: self.model_sha().map(str::to_string),
             layout: format!("{:?}", self.layout()).to_lowercase(),
             dtype: self.dtype().to_string(),
             precision: self.precision().to_string(),
@@ -95,5 +88,49 @@ impl Backend for Engine {
             candidate_max_length: config.candidate_max_length,
             threads: self.threads(),
         }
+    }
+}
+
+/// A shared backend is a backend (one engine behind several servers, or kept by the caller).
+impl<B: Backend + ?Sized> Backend for Arc<B> {
+    fn encode(&self, pairs: &[Pair]) -> Vec<Result<PairInput>> {
+        (**self).encode(pairs)
+    }
+
+    fn logits(&self, inputs: &[&PairInput]) -> Vec<Result<f32>> {
+        (**self).logits(inputs)
+    }
+
+    fn info(&self) -> ModelInfo {
+        (**self).info()
+    }
+}
+
+/// The name of a model as the world may see it: a local directory (which the engine prefers to a
+/// hub id of the same spelling) by its final component only, so that `/info` never shows where
+/// the server's files are; a hub id as it is.
+fn public_name(model_id: &str) -> String {
+    let path = Path::new(model_id);
+    if path.is_dir() {
+        if let Some(name) = path.canonicalize().ok().as_deref().and_then(Path::file_name) {
+            return name.to_string_lossy().into_owned();
+        }
+    }
+    model_id.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_directories_are_named_by_their_last_component_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let model = dir.path().join("my-pairrm");
+        std::fs::create_dir(&model).unwrap();
+        assert_eq!(public_name(model.to_str().unwrap()), "my-pairrm");
+        assert_eq!(public_name(&format!("{}/", model.display())), "my-pairrm");
+        assert_eq!(public_name(&format!("{}/.", model.display())), "my-pairrm");
+        assert_eq!(public_name("llm-blender/PairRM"), "llm-blender/PairRM");
     }
 }

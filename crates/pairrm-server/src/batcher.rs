@@ -2,12 +2,14 @@
 //! thread drains it into batches of at most `max_batch_tokens` tokens (first come, first served),
 //! so that concurrent requests share batches.
 //!
-//! A request talks to the queue through a [`QueueScorer`], a [`PairScorer`] that enqueues the
-//! pairs of each call and blocks until the worker has scored them: the judge functions
+//! A request talks to the queue through a [`QueueScorer`], a [`PairScorer`] that encodes the
+//! pairs of each call (once: the queue holds their model inputs, which the worker runs as they
+//! are), enqueues them and blocks until the worker has scored them: the judge functions
 //! (compare, rank, bubble, conversations) run unchanged on top of it, in a blocking thread. When
 //! a request is cancelled (its client went away, or it timed out), its queued pairs are dropped
 //! and its later calls return at once with [`Error::Cancelled`]; a batch already running is
-//! finished. Results never depend on which requests share a batch (the backend guarantees it).
+//! finished. Results never depend on which requests share a batch (the backend guarantees it). A
+//! non-finite logit is an error, never a number in an answer.
 
 use std::collections::VecDeque;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -16,6 +18,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Instant;
 
+use pairrm::input::PairInput;
 use pairrm::judge::{Pair, PairScorer};
 use pairrm::{Error, Result};
 
@@ -48,8 +51,7 @@ struct Queue {
 /// One queued forward pass.
 struct Entry {
     request: u64,
-    pair: Pair,
-    tokens: usize,
+    input: PairInput,
     call: Arc<Call>,
     slot: usize,
     queued_at: Instant,
@@ -156,24 +158,34 @@ impl Shared {
     /// scores them in one backend call, hands out the results; until the queue is closed and empty.
     fn run_worker(&self) {
         while let Some(batch) = self.next_batch() {
-            let pairs: Vec<Pair> = batch.iter().map(|e| e.pair.clone()).collect();
-            let tokens: usize = batch.iter().map(|e| e.tokens).sum();
+            let inputs: Vec<&PairInput> = batch.iter().map(|e| &e.input).collect();
+            let tokens: usize = inputs.iter().map(|i| i.ids.len()).sum();
             let start = Instant::now();
             for entry in &batch {
                 self.metrics.queue_wait.observe(start.duration_since(entry.queued_at).as_secs_f64());
             }
-            let results = catch_unwind(AssertUnwindSafe(|| self.backend.logits(&pairs))).unwrap_or_else(|_| {
-                tracing::error!(pairs = pairs.len(), "the model panicked on a batch");
+            let results = catch_unwind(AssertUnwindSafe(|| self.backend.logits(&inputs))).unwrap_or_else(|_| {
+                tracing::error!(pairs = inputs.len(), "the model panicked on a batch");
                 Vec::new()
             });
-            self.metrics.observe_batch(pairs.len(), tokens, start.elapsed());
-            tracing::debug!(pairs = pairs.len(), tokens, elapsed = ?start.elapsed(), "batch");
-            let count = results.len();
+            self.metrics.observe_batch(inputs.len(), tokens, start.elapsed());
+            tracing::debug!(pairs = inputs.len(), tokens, elapsed = ?start.elapsed(), "batch");
+            let (count, expected) = (results.len(), inputs.len());
             let mut results = results.into_iter();
             for entry in batch {
-                let result = results.next().unwrap_or_else(|| {
-                    Err(Error::model("server", format!("the model returned {count} results for {} pairs", pairs.len())))
-                });
+                let result = match results.next() {
+                    Some(Ok(logit)) if !logit.is_finite() => Err(Error::model(
+                        "server",
+                        format!(
+                            "the model gave a non-finite logit ({logit}) for a pair of {} tokens",
+                            entry.input.ids.len()
+                        ),
+                    )),
+                    Some(result) => result,
+                    None => {
+                        Err(Error::model("server", format!("the model returned {count} results for {expected} pairs")))
+                    }
+                };
                 entry.call.fill(entry.slot, result);
             }
         }
@@ -188,10 +200,11 @@ impl Shared {
         let mut batch = Vec::new();
         let mut tokens = 0;
         while let Some(entry) = queue.entries.front() {
-            if !batch.is_empty() && tokens + entry.tokens > self.max_batch_tokens {
+            let len = entry.input.ids.len();
+            if !batch.is_empty() && tokens + len > self.max_batch_tokens {
                 break;
             }
-            tokens += entry.tokens;
+            tokens += len;
             batch.extend(queue.entries.pop_front());
         }
         self.metrics.queue_pairs.set(queue.entries.len() as i64);
@@ -235,7 +248,7 @@ impl PairScorer for QueueScorer {
         if self.cancel.load(Ordering::Acquire) {
             return pairs.iter().map(|_| Err(Error::Cancelled)).collect();
         }
-        let tokens = self.shared.backend.pair_tokens(pairs);
+        let inputs = self.shared.backend.encode(pairs);
         let call = Arc::new(Call::new(pairs.len()));
         let now = Instant::now();
         {
@@ -248,14 +261,13 @@ impl PairScorer for QueueScorer {
             } else {
                 None
             };
-            for (slot, (pair, tokens)) in pairs.iter().zip(tokens).enumerate() {
-                match (tokens, refused) {
+            for (slot, input) in inputs.into_iter().enumerate() {
+                match (input, refused) {
                     (Err(e), _) => call.fill(slot, Err(e)),
                     (Ok(_), Some(error)) => call.fill(slot, Err(error())),
-                    (Ok(tokens), None) => queue.entries.push_back(Entry {
+                    (Ok(input), None) => queue.entries.push_back(Entry {
                         request: self.request,
-                        pair: pair.clone(),
-                        tokens,
+                        input,
                         call: call.clone(),
                         slot,
                         queued_at: now,
@@ -302,7 +314,7 @@ mod tests {
 
     /// logit = len(left) − len(right), tokens = total length; holds every batch until opened;
     /// records the batches; a pair whose left text is "panic" makes it panic, "untokenizable"
-    /// fails to encode.
+    /// fails to encode, "nan" gives a NaN logit.
     #[derive(Default)]
     struct Fake {
         /// Batches the worker has started.
@@ -322,26 +334,43 @@ mod tests {
         }
     }
 
+    /// The fake encoding: the bytes of source, left and right; tokens = total length.
+    fn left_text(input: &PairInput) -> String {
+        let left = &input.ids[input.source_len..input.source_len + input.left_len];
+        left.iter().map(|&b| char::from(b as u8)).collect()
+    }
+
     impl Backend for Fake {
-        fn pair_tokens(&self, pairs: &[Pair]) -> Vec<Result<usize>> {
+        fn encode(&self, pairs: &[Pair]) -> Vec<Result<PairInput>> {
             pairs
                 .iter()
                 .map(|p| match &*p.left {
                     "untokenizable" => Err(Error::Tokenizer("cannot encode".into())),
-                    _ => Ok(p.source.len() + p.left.len() + p.right.len()),
+                    _ => Ok(PairInput {
+                        ids: [&p.source, &p.left, &p.right].iter().flat_map(|t| t.bytes().map(u32::from)).collect(),
+                        source_len: p.source.len(),
+                        left_len: p.left.len(),
+                    }),
                 })
                 .collect()
         }
-        fn logits(&self, pairs: &[Pair]) -> Vec<Result<f32>> {
+        fn logits(&self, inputs: &[&PairInput]) -> Vec<Result<f32>> {
             *lock(&self.entered) += 1;
             let mut open = lock(&self.open);
             while !*open {
                 open = self.opened.wait(open).unwrap();
             }
             drop(open);
-            lock(&self.batches).push(pairs.iter().map(|p| p.left.to_string()).collect());
-            assert!(pairs.iter().all(|p| &*p.left != "panic"), "asked to panic");
-            pairs.iter().map(|p| Ok(p.left.len() as f32 - p.right.len() as f32)).collect()
+            let lefts: Vec<String> = inputs.iter().map(|i| left_text(i)).collect();
+            lock(&self.batches).push(lefts.clone());
+            assert!(lefts.iter().all(|l| l != "panic"), "asked to panic");
+            inputs
+                .iter()
+                .map(|i| match left_text(i).as_str() {
+                    "nan" => Ok(f32::NAN),
+                    left => Ok(left.len() as f32 - (i.ids.len() - i.source_len - i.left_len) as f32),
+                })
+                .collect()
         }
         fn info(&self) -> ModelInfo {
             unreachable!("not used")
@@ -452,7 +481,7 @@ mod tests {
     }
 
     #[test]
-    fn bad_pairs_fail_alone_and_a_panicking_batch_does_not_stop_the_worker() {
+    fn bad_pairs_and_non_finite_logits_fail_alone_and_a_panicking_batch_does_not_stop_the_worker() {
         let (fake, _metrics, batcher) = start(1000);
         fake.open();
         let (scorer, guard) = batcher.request();
@@ -463,6 +492,10 @@ mod tests {
         assert!(matches!(results[0], Err(Error::Model { .. })), "{results:?}");
         let results = scorer.logits(&pairs(&["fine"]));
         assert_eq!(*results[0].as_ref().unwrap(), 3.0);
+        let results = scorer.logits(&pairs(&["nan", "ok"]));
+        let error = results[0].as_ref().unwrap_err().to_string();
+        assert!(error.contains("non-finite logit (NaN)"), "{error}");
+        assert_eq!(*results[1].as_ref().unwrap(), 1.0);
         guard.finish();
     }
 

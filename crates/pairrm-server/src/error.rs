@@ -1,6 +1,7 @@
-//! Error answers: `{"error": "...", "error_type": "..."}` with a status that fits.
+//! Error answers: `{"error": "...", "error_type": "..."}` with a status that fits. The library's
+//! errors get their status in one place ([`ApiError::from`]).
 
-use axum::http::StatusCode;
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
@@ -10,14 +11,17 @@ use utoipa::ToSchema;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ErrorType {
-    /// The request is malformed (400) or invalid (422), or names no route (404) or a wrong
-    /// method (405).
+    /// The request is malformed (400) or invalid (422), names no route (404) or a wrong method
+    /// (405), or its body is not JSON (415).
     Validation,
+    /// No API key, or a wrong one (401).
+    Unauthorized,
     /// The request is too large: body over `--payload-limit` or too many items (413).
     Payload,
     /// Too many requests at once (429): retry later.
     Overloaded,
-    /// The request took longer than `--request-timeout` (504).
+    /// The body did not arrive within `--body-timeout` (408), or the request took longer than
+    /// `--request-timeout` (504).
     Timeout,
     /// The model is not ready (503) or failed (500).
     Backend,
@@ -52,6 +56,21 @@ impl ApiError {
     /// 422: well-formed JSON that is not a valid request.
     pub(crate) fn invalid(message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, ErrorType::Validation, message)
+    }
+
+    /// 401: no API key, or a wrong one.
+    pub(crate) fn unauthorized(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, ErrorType::Unauthorized, message)
+    }
+
+    /// 415: a body that is not declared as JSON.
+    pub(crate) fn unsupported_media_type(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, ErrorType::Validation, message)
+    }
+
+    /// 408: the body did not arrive in time.
+    pub(crate) fn body_timeout(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::REQUEST_TIMEOUT, ErrorType::Timeout, message)
     }
 
     /// 404: no such route.
@@ -97,19 +116,32 @@ impl ApiError {
 }
 
 impl From<pairrm::Error> for ApiError {
-    /// Invalid input is the client's fault (422); anything else is the server's (500).
+    /// The one place where library errors get their status: invalid input is the client's fault
+    /// (422), a cancelled request is refused (503), anything else is the server's (500). Every
+    /// variant is listed, so that a new one must be given its status here.
     fn from(e: pairrm::Error) -> Self {
+        use pairrm::Error as E;
         match e {
-            pairrm::Error::InvalidInput { .. } => ApiError::invalid(e.to_string()),
-            pairrm::Error::Cancelled => ApiError::unavailable("the request was cancelled"),
-            other => ApiError::backend(other.to_string()),
+            E::InvalidInput { .. } => ApiError::invalid(e.to_string()),
+            E::Cancelled => ApiError::unavailable("the request was cancelled"),
+            E::Io { .. }
+            | E::InvalidFile { .. }
+            | E::Model { .. }
+            | E::Unsupported { .. }
+            | E::Tokenizer(_)
+            | E::Hub(_)
+            | E::NotInCache { .. } => ApiError::backend(e.to_string()),
         }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(self.body)).into_response()
+        let mut response = (self.status, Json(self.body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
     }
 }
 
@@ -128,6 +160,16 @@ mod tests {
         let e = ApiError::from(pairrm::Error::Cancelled);
         assert_eq!((e.status, e.body.error_type), (StatusCode::SERVICE_UNAVAILABLE, ErrorType::Backend));
         assert_eq!(ApiError::invalid("x").at("pairs[2]").body.error, "pairs[2]: x");
+        let e = ApiError::from(pairrm::Error::model("server", "the model gave a non-finite logit (NaN)"));
+        assert_eq!((e.status, e.body.error_type), (StatusCode::INTERNAL_SERVER_ERROR, ErrorType::Backend));
+    }
+
+    #[test]
+    fn unauthorized_answers_name_the_scheme() {
+        let response = ApiError::unauthorized("no key").into_response();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(response.headers()[header::WWW_AUTHENTICATE], "Bearer");
+        assert!(ApiError::invalid("x").into_response().headers().get(header::WWW_AUTHENTICATE).is_none());
     }
 
     #[test]

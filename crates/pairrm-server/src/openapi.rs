@@ -4,7 +4,8 @@
 use std::sync::OnceLock;
 
 use axum::response::Response;
-use utoipa::OpenApi;
+use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::{Modify, OpenApi};
 
 use crate::routes;
 
@@ -18,12 +19,24 @@ use crate::routes;
                        (A, left) candidate is better. Errors are `{\"error\", \"error_type\"}`."
     ),
     paths(routes::compare, routes::rank, routes::rerank, routes::health, routes::info, routes::metrics),
+    modifiers(&BearerKey),
     tags(
         (name = "scoring", description = "Score, rank and rerank candidates"),
         (name = "service", description = "Health, model information and metrics"),
     )
 )]
 pub(crate) struct ApiDoc;
+
+/// The `bearer` security scheme of the routes that need the API key (servers started with
+/// `--api-key`).
+struct BearerKey;
+
+impl Modify for BearerKey {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+    }
+}
 
 /// The OpenAPI document as JSON (built once).
 pub(crate) fn openapi_json() -> &'static str {

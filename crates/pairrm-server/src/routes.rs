@@ -14,7 +14,7 @@ use pairrm::judge::{self, CompareRequest, Pair, PairScorer, RankRequest, RankWit
 
 use crate::api::{
     BestOf, CompareBody, CompareResponse, Health, Info, LimitsInfo, RankBody, RankResponse, Ranked, RerankBody,
-    RerankItem, Strategy, WorstOf,
+    RerankItem, WorstOf,
 };
 use crate::error::{ApiError, ErrorBody};
 use crate::json::ApiJson;
@@ -24,14 +24,19 @@ use crate::state::AppState;
 /// Compare pairs of answers (or of conversations): logit > 0 means A is better.
 #[utoipa::path(
     post, path = "/compare", tag = "scoring",
+    security((), ("bearer" = [])),
     request_body = CompareBody,
     responses(
         (status = 200, description = "One result per pair, in order", body = CompareResponse),
         (status = 400, description = "The body is not JSON", body = ErrorBody),
+        (status = 401, description = "No API key, or a wrong one (with --api-key)", body = ErrorBody),
+        (status = 408, description = "The body did not arrive within --body-timeout", body = ErrorBody),
         (status = 413, description = "Body or pair count over the limits", body = ErrorBody),
+        (status = 415, description = "The body is not declared as JSON", body = ErrorBody),
         (status = 422, description = "Invalid request (the field is named)", body = ErrorBody),
         (status = 429, description = "Too many requests at once", body = ErrorBody),
         (status = 503, description = "The model is still loading", body = ErrorBody),
+        (status = 500, description = "The model failed, or gave a non-finite number", body = ErrorBody),
         (status = 504, description = "Over the request timeout", body = ErrorBody),
     )
 )]
@@ -48,6 +53,7 @@ pub(crate) async fn compare(
         .collect::<Result<Vec<CompareRequest>, ApiError>>()?;
     let mode = body.mode.into();
     let results = state.score(move |scorer| collect(judge::compare(scorer, &requests, mode))).await?;
+    finite("logit", results.iter().map(|r| r.logit))?;
     Ok(Json(CompareResponse { results: results.into_iter().map(Into::into).collect() }))
 }
 
@@ -55,14 +61,19 @@ pub(crate) async fn compare(
 /// reference), or the best (worst) candidate by one seeded bubble pass.
 #[utoipa::path(
     post, path = "/rank", tag = "scoring",
+    security((), ("bearer" = [])),
     request_body = RankBody,
     responses(
         (status = 200, description = "Scores and ranks (full) or the chosen candidate (bubble)", body = RankResponse),
         (status = 400, description = "The body is not JSON", body = ErrorBody),
+        (status = 401, description = "No API key, or a wrong one (with --api-key)", body = ErrorBody),
+        (status = 408, description = "The body did not arrive within --body-timeout", body = ErrorBody),
         (status = 413, description = "Body or candidate count over the limits", body = ErrorBody),
+        (status = 415, description = "The body is not declared as JSON", body = ErrorBody),
         (status = 422, description = "Invalid request (the field is named)", body = ErrorBody),
         (status = 429, description = "Too many requests at once", body = ErrorBody),
         (status = 503, description = "The model is still loading", body = ErrorBody),
+        (status = 500, description = "The model failed, or gave a non-finite number", body = ErrorBody),
         (status = 504, description = "Over the request timeout", body = ErrorBody),
     )
 )]
@@ -78,12 +89,14 @@ pub(crate) async fn rank(
     };
     let invalid = |m: &str| Err(ApiError::invalid(m));
     match body.strategy {
-        Strategy::Bubble if reference.is_some() => return invalid("a reference cannot be used with strategy bubble"),
-        Strategy::Bubble if body.return_matrix => return invalid("return_matrix needs strategy full"),
-        Strategy::Full if body.worst => {
+        SelectMethod::Bubble if reference.is_some() => {
+            return invalid("a reference cannot be used with strategy bubble")
+        }
+        SelectMethod::Bubble if body.return_matrix => return invalid("return_matrix needs strategy full"),
+        SelectMethod::Full if body.worst => {
             return invalid("worst needs strategy bubble (full ranks order every candidate)")
         }
-        Strategy::Full if body.return_matrix && reference.is_some() => {
+        SelectMethod::Full if body.return_matrix && reference.is_some() => {
             return invalid("return_matrix cannot be used with a reference")
         }
         _ => {}
@@ -92,7 +105,7 @@ pub(crate) async fn rank(
     let (strategy, seed, worst, return_matrix) = (body.strategy, body.seed, body.worst, body.return_matrix);
     let response = state
         .score(move |scorer| match (strategy, reference) {
-            (Strategy::Full, Some(reference)) => {
+            (SelectMethod::Full, Some(reference)) => {
                 let r = one(judge::rank_with_ref(scorer, &[RankWithRefRequest { request, reference }]))?;
                 Ok(RankResponse::Ranked(Ranked {
                     scores: r.scores,
@@ -101,13 +114,13 @@ pub(crate) async fn rank(
                     matrix: None,
                 }))
             }
-            (Strategy::Full, None) if return_matrix => {
+            (SelectMethod::Full, None) if return_matrix => {
                 let recording = Recording::new(scorer);
                 let r = one(judge::rank(&recording, std::slice::from_ref(&request)))?;
                 let matrix = recording.matrix(&request)?;
                 Ok(RankResponse::Ranked(Ranked { scores: r.scores, ranks: r.ranks, reference_index: None, matrix }))
             }
-            (Strategy::Full, None) => {
+            (SelectMethod::Full, None) => {
                 let r = one(judge::rank(scorer, &[request]))?;
                 Ok(RankResponse::Ranked(Ranked {
                     scores: r.scores,
@@ -116,7 +129,7 @@ pub(crate) async fn rank(
                     matrix: None,
                 }))
             }
-            (Strategy::Bubble, _) => {
+            (SelectMethod::Bubble, _) => {
                 let target = if worst { Target::Worst } else { Target::Best };
                 let s = one(judge::select_n(scorer, &[request], target, SelectMethod::Bubble, seed))?;
                 Ok(if worst {
@@ -127,6 +140,10 @@ pub(crate) async fn rank(
             }
         })
         .await?;
+    if let RankResponse::Ranked(r) = &response {
+        finite("score", r.scores.iter().copied())?;
+        finite("matrix", r.matrix.iter().flatten().flatten().copied())?;
+    }
     Ok(Json(response))
 }
 
@@ -134,14 +151,19 @@ pub(crate) async fn rank(
 /// full-matrix rank score among all the texts; best first.
 #[utoipa::path(
     post, path = "/rerank", tag = "scoring",
+    security((), ("bearer" = [])),
     request_body = RerankBody,
     responses(
         (status = 200, description = "The texts, best first", body = Vec<RerankItem>),
         (status = 400, description = "The body is not JSON", body = ErrorBody),
+        (status = 401, description = "No API key, or a wrong one (with --api-key)", body = ErrorBody),
+        (status = 408, description = "The body did not arrive within --body-timeout", body = ErrorBody),
         (status = 413, description = "Body or text count over the limits", body = ErrorBody),
+        (status = 415, description = "The body is not declared as JSON", body = ErrorBody),
         (status = 422, description = "Invalid request (the field is named)", body = ErrorBody),
         (status = 429, description = "Too many requests at once", body = ErrorBody),
         (status = 503, description = "The model is still loading", body = ErrorBody),
+        (status = 500, description = "The model failed, or gave a non-finite number", body = ErrorBody),
         (status = 504, description = "Over the request timeout", body = ErrorBody),
     )
 )]
@@ -149,6 +171,7 @@ pub(crate) async fn rerank(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<RerankBody>,
 ) -> Result<Json<Vec<RerankItem>>, ApiError> {
+    body.check_tei_options().map_err(ApiError::invalid)?;
     state.check_items("texts", body.texts.len())?;
     let request = RankRequest { instruction: body.instruction, source: body.query, candidates: body.texts };
     let (texts, ranked) = state
@@ -157,6 +180,7 @@ pub(crate) async fn rerank(
             Ok((request.candidates, ranked))
         })
         .await?;
+    finite("score", ranked.scores.iter().copied())?;
     Ok(Json(reranked(texts, &ranked.scores, body.top_n, body.return_text)))
 }
 
@@ -191,8 +215,10 @@ pub(crate) async fn health(State(state): State<AppState>) -> Result<Json<Health>
 /// The model, its limits and the server's.
 #[utoipa::path(
     get, path = "/info", tag = "service",
+    security((), ("bearer" = [])),
     responses(
         (status = 200, description = "Model and limits", body = Info),
+        (status = 401, description = "No API key, or a wrong one (with --api-key)", body = ErrorBody),
         (status = 503, description = "The model is still loading", body = ErrorBody),
     )
 )]
@@ -207,7 +233,13 @@ pub(crate) async fn info(State(state): State<AppState>) -> Result<Json<Info>, Ap
             max_concurrent_requests: o.max_concurrent_requests,
             max_client_batch_size: o.max_client_batch_size,
             payload_limit: o.payload_limit,
-            request_timeout_secs: o.request_timeout.map(|t| t.as_secs_f64()),
+            request_timeout_secs: secs(o.request_timeout),
+            header_timeout_secs: secs(o.header_timeout),
+            body_timeout_secs: secs(o.body_timeout),
+            keep_alive_timeout_secs: secs(o.keep_alive_timeout),
+            shutdown_timeout_secs: secs(o.shutdown_timeout),
+            max_connections: o.max_connections,
+            api_key_required: o.api_key.is_some(),
         },
     }))
 }
@@ -215,6 +247,7 @@ pub(crate) async fn info(State(state): State<AppState>) -> Result<Json<Info>, Ap
 /// Prometheus metrics (OpenMetrics text).
 #[utoipa::path(
     get, path = "/metrics", tag = "service",
+    security((), ("bearer" = [])),
     responses((status = 200, description = "The metrics", content_type = "application/openmetrics-text", body = String))
 )]
 pub(crate) async fn metrics(State(state): State<AppState>) -> Response {
@@ -257,6 +290,20 @@ pub(crate) async fn track(State(state): State<AppState>, path: MatchedPath, req:
 /// 200 with `body` as `content_type`.
 pub(crate) fn static_page(content_type: &'static str, body: &'static str) -> Response {
     (StatusCode::OK, [(header::CONTENT_TYPE, content_type)], body).into_response()
+}
+
+/// A timeout in seconds, `None` for no limit.
+fn secs(t: Option<std::time::Duration>) -> Option<f64> {
+    t.map(|t| t.as_secs_f64())
+}
+
+/// 500 unless every value is finite: a number the model could not compute is an error, never a
+/// `null` (which is how JSON would write it) in a 200 answer.
+fn finite(what: &str, values: impl IntoIterator<Item = f32>) -> Result<(), ApiError> {
+    match values.into_iter().find(|v| !v.is_finite()) {
+        Some(v) => Err(ApiError::backend(format!("the model gave a non-finite {what} ({v})"))),
+        None => Ok(()),
+    }
 }
 
 /// The only result of a one-request judge call, library errors as API errors.

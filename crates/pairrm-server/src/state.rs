@@ -56,7 +56,10 @@ impl AppState {
 
     /// Installs the loaded model and starts its batching worker; from now on requests are served.
     pub(crate) fn set_ready(&self, backend: Arc<dyn Backend>) {
-        let info = backend.info();
+        let mut info = backend.info();
+        if let Some(name) = &self.0.options.served_model_name {
+            info.model_id.clone_from(name);
+        }
         let batcher = Batcher::start(backend, self.0.options.max_batch_tokens, self.0.metrics.clone());
         if self.0.ready.set(Ready { info, batcher }).is_err() {
             tracing::error!("the model was installed twice; keeping the first");

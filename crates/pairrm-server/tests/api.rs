@@ -4,6 +4,7 @@
 mod common;
 
 use common::{get, get_text, post, post_raw, TestServer};
+use pairrm::checkpoint::{Checkpoint, HubCache};
 use pairrm::judge::{
     self, CompareMode, CompareRequest, RankRequest, RankWithRefRequest, Reference, SelectMethod, Target, Turn,
 };
@@ -281,6 +282,9 @@ fn service_routes_health_info_metrics_openapi_docs_and_playground() {
     ] {
         assert!(openapi["paths"][path][method].is_object(), "{method} {path} missing from the OpenAPI document");
     }
+    assert_eq!(openapi["components"]["securitySchemes"]["bearer"]["scheme"], "bearer");
+    assert_eq!(openapi["paths"]["/rank"]["post"]["security"], json!([{}, {"bearer": []}]));
+    assert!(openapi["paths"]["/health"]["get"].get("security").is_none());
     let schemas = openapi["components"]["schemas"].as_object().unwrap();
     for name in ["CompareBody", "RankBody", "RerankBody", "RankResponse", "RerankItem", "ErrorBody", "Info", "PairItem"]
     {
@@ -380,4 +384,156 @@ fn invalid_requests_are_400_422_or_413_and_name_the_field() {
     let (status, _) = post(&server.url("/rank"), &json!({"source": "s", "candidates": ["a", "b", "c"]}));
     assert_eq!(status, 200);
     server.stop().unwrap();
+}
+
+#[test]
+fn info_names_the_model_and_its_commit_never_a_local_path() {
+    let server = TestServer::tiny();
+    server.wait_ready();
+    let (status, info) = get(&server.url("/info"));
+    assert_eq!(status, 200);
+    assert_eq!(info["model_id"], "tiny-original");
+    assert_eq!(info["model_sha"], Value::Null);
+    let dir = common::tiny_model().canonicalize().unwrap();
+    let parent = dir.parent().unwrap().display().to_string();
+    assert!(!info.to_string().contains(&parent), "{info} shows {parent}");
+    drop(server);
+
+    // A model from the Hugging Face cache: its hub id and snapshot commit.
+    let cache = tempfile::tempdir().unwrap();
+    let commit = "89abcdef0123456789abcdef0123456789abcdef";
+    let repo = cache.path().join("models--test--tiny-hf");
+    let snapshot = repo.join("snapshots").join(commit);
+    std::fs::create_dir_all(&snapshot).unwrap();
+    std::fs::create_dir_all(repo.join("refs")).unwrap();
+    std::fs::write(repo.join("refs/main"), commit).unwrap();
+    let fixture = common::tiny_model().parent().unwrap().join("tiny-hf");
+    for file in std::fs::read_dir(&fixture).unwrap() {
+        let file = file.unwrap();
+        std::fs::copy(file.path(), snapshot.join(file.file_name())).unwrap();
+    }
+    let cache_dir = cache.path().to_path_buf();
+    let server = TestServer::start(pairrm_server::ServerOptions::default(), move || {
+        let checkpoint = Checkpoint::open_with("test/tiny-hf", &Default::default(), &HubCache::new(cache_dir)).unwrap();
+        Ok(pairrm::Engine::from_checkpoint(checkpoint, Default::default())?)
+    });
+    server.wait_ready();
+    let (_, info) = get(&server.url("/info"));
+    assert_eq!((info["model_id"].as_str(), info["model_sha"].as_str()), (Some("test/tiny-hf"), Some(commit)));
+    assert!(!info.to_string().contains(&cache.path().display().to_string()), "{info}");
+    drop(server);
+
+    // Any name on request.
+    let options = pairrm_server::ServerOptions { served_model_name: Some("judge-v2".into()), ..Default::default() };
+    let server = TestServer::start(options, || Ok(common::tiny_engine()));
+    server.wait_ready();
+    assert_eq!(get(&server.url("/info")).1["model_id"], "judge-v2");
+}
+
+#[test]
+fn rerank_takes_tei_fields_with_the_values_pairrm_honours_and_refuses_the_others() {
+    let server = TestServer::tiny();
+    server.wait_ready();
+    let base = json!({"query": "What is 2+2?", "texts": ["5", "4", "four"]});
+    let with = |extra: Value| {
+        let mut body = base.clone();
+        body.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        post(&server.url("/rerank"), &body)
+    };
+    let (status, plain) = with(json!({}));
+    assert_eq!(status, 200, "{plain}");
+    for accepted in [
+        json!({"truncate": true}),
+        json!({"raw_scores": true}),
+        json!({"truncation_direction": "right"}),
+        json!({"truncation_direction": "Right", "truncate": true, "raw_scores": true, "return_text": false}),
+    ] {
+        assert_eq!(with(accepted.clone()), (200, plain.clone()), "{accepted}");
+    }
+    let (status, texts) = with(json!({"return_text": true}));
+    assert_eq!(status, 200);
+    assert!(texts.as_array().unwrap().iter().all(|t| t["text"].is_string()), "{texts}");
+    for (refused, field) in [
+        (json!({"truncate": false}), "truncate: false is not supported"),
+        (json!({"raw_scores": false}), "raw_scores: false is not supported"),
+        (json!({"truncation_direction": "Left"}), "truncation_direction: left is not supported"),
+        (json!({"truncation_direction": "middle"}), "truncation_direction: unknown variant `middle`"),
+        (json!({"normalize": true}), "unknown field `normalize`"),
+    ] {
+        let (status, answer) = with(refused.clone());
+        assert_eq!(status, 422, "{refused}: {answer}");
+        assert!(answer["error"].as_str().unwrap().contains(field), "{refused}: {answer}");
+    }
+}
+
+#[test]
+fn unknown_fields_are_refused_naming_the_field() {
+    let server = TestServer::tiny();
+    server.wait_ready();
+    for (path, body, field) in [
+        ("/compare", json!({"pairs": [{"source": "s", "a": "x", "b": "y"}], "modes": "ab"}), "unknown field `modes`"),
+        ("/compare", json!({"pairs": [{"source": "s", "a": "x", "b": "y", "id": 7}]}), "pairs[0]: unknown field `id`"),
+        ("/rank", json!({"source": "s", "candidates": ["a", "b"], "top_n": 1}), "unknown field `top_n`"),
+        ("/rank", json!({"prompt": "s", "candidates": ["a", "b"]}), "unknown field `prompt`"),
+    ] {
+        let (status, answer) = post(&server.url(path), &body);
+        assert_eq!(status, 422, "{body}: {answer}");
+        assert!(answer["error"].as_str().unwrap().contains(field), "{body}: {answer}");
+    }
+}
+
+/// A model whose logits are not numbers, or numbers too large to subtract.
+struct Unruly {
+    engine: pairrm::Engine,
+    nan: bool,
+}
+
+impl pairrm_server::Backend for Unruly {
+    fn encode(&self, pairs: &[pairrm::judge::Pair]) -> Vec<pairrm::Result<pairrm::input::PairInput>> {
+        self.engine.encode_pairs(pairs)
+    }
+    fn logits(&self, inputs: &[&pairrm::input::PairInput]) -> Vec<pairrm::Result<f32>> {
+        // Left before right in token order: +MAX, else −MAX, so that logit(a,b) − logit(b,a) overflows.
+        inputs
+            .iter()
+            .map(|i| {
+                let left = &i.ids[i.source_len..i.source_len + i.left_len];
+                let right = &i.ids[i.source_len + i.left_len..];
+                Ok(if self.nan {
+                    f32::NAN
+                } else if left[2..] < right[2..] {
+                    f32::MAX
+                } else {
+                    -f32::MAX
+                })
+            })
+            .collect()
+    }
+    fn info(&self) -> pairrm_server::ModelInfo {
+        pairrm_server::Backend::info(&self.engine)
+    }
+}
+
+#[test]
+fn non_finite_results_are_500_never_null() {
+    let compare = json!({"pairs": [{"source": "s", "a": "x", "b": "yy"}], "mode": "both"});
+    let rank = json!({"source": "s", "candidates": ["x", "yy"]});
+    let rerank = json!({"query": "s", "texts": ["x", "yy"]});
+    for nan in [true, false] {
+        let server = TestServer::start(Default::default(), move || Ok(Unruly { engine: common::tiny_engine(), nan }));
+        server.wait_ready();
+        for (path, body) in [("/compare", &compare), ("/rank", &rank), ("/rerank", &rerank)] {
+            let (status, answer) = post(&server.url(path), body);
+            assert_eq!(status, 500, "nan {nan}, {path}: {answer}");
+            assert_eq!(answer["error_type"], "backend");
+            assert!(answer["error"].as_str().unwrap().contains("non-finite"), "{answer}");
+        }
+        if !nan {
+            // One pass: a finite (if huge) logit is a number.
+            let (status, answer) =
+                post(&server.url("/compare"), &json!({"pairs": [{"source": "s", "a": "x", "b": "yy"}], "mode": "ab"}));
+            assert_eq!(status, 200, "{answer}");
+            assert_eq!(answer["results"][0]["logit"].as_f64().unwrap().abs() as f32, f32::MAX);
+        }
+    }
 }

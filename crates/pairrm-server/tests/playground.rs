@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use common::{post, TestServer};
+use pairrm_server::{ApiKey, ServerOptions};
 use serde_json::json;
 
 /// The Chromium binary: `PAIRRM_CHROMIUM`, else `chromium` or `chromium-browser` on the PATH.
@@ -36,10 +37,8 @@ fn attr<'a>(tag: &'a str, attr: &str) -> &'a str {
     &tag[start..start + len]
 }
 
-#[test]
-fn the_playground_ranks_the_example_in_headless_chromium() {
-    let server = TestServer::tiny();
-    server.wait_ready();
+/// The page at `url` after headless Chromium ran its scripts (30 s of virtual time at most).
+fn rendered(url: &str) -> String {
     let profile = tempfile::tempdir().unwrap();
     let output = Command::new(chromium())
         .args([
@@ -54,11 +53,18 @@ fn the_playground_ranks_the_example_in_headless_chromium() {
             "--dump-dom",
         ])
         .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg(server.url("/?example"))
+        .arg(url)
         .output()
         .expect("running chromium");
-    let dom = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "chromium failed: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn the_playground_ranks_the_example_in_headless_chromium() {
+    let server = TestServer::tiny();
+    server.wait_ready();
+    let dom = rendered(&server.url("/?example"));
     assert!(dom.contains(r#"<body data-state="done">"#), "the page did not finish ranking:\n{dom}");
     assert!(dom.contains("Ranked 3 candidates (6 comparisons)"), "{dom}");
 
@@ -102,4 +108,21 @@ fn the_playground_ranks_the_example_in_headless_chromium() {
     assert_eq!(logits, want);
     let ranks: Vec<usize> = rows.iter().map(|r| r.1).collect();
     assert!(ranks.windows(2).all(|w| w[0] <= w[1]), "not best first: {ranks:?}");
+}
+
+/// With `--api-key` the page sends the key it is given (typed in, or in the URL's fragment), and
+/// says what is missing without it.
+#[test]
+fn the_playground_sends_the_api_key() {
+    let options = ServerOptions { api_key: Some(ApiKey::new("s3cret").unwrap()), ..Default::default() };
+    let server = TestServer::start(options, || Ok(common::tiny_engine()));
+    server.wait_ready();
+    let dom = rendered(&server.url("/?example#key=s3cret"));
+    assert!(dom.contains(r#"<body data-state="done">"#), "the page did not finish ranking:\n{dom}");
+    assert!(dom.contains("Ranked 3 candidates (6 comparisons)"), "{dom}");
+    assert!(dom.contains("tiny-original"), "the model line was not filled in:\n{dom}");
+
+    let dom = rendered(&server.url("/?example"));
+    assert!(dom.contains(r#"<body data-state="error">"#), "{dom}");
+    assert!(dom.contains("this server needs an API key"), "{dom}");
 }

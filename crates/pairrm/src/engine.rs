@@ -2,6 +2,7 @@
 //! own thread pool. Every result depends only on its own pair.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -81,11 +82,12 @@ pub struct Engine {
     options: EngineOptions,
     model_id: String,
     layout: Layout,
+    model_sha: Option<String>,
     counters: Mutex<Counters>,
 }
 
 impl Engine {
-    /// Opens `model` (a local directory, or a hub id from the HF cache, downloaded if missing: see
+    /// Opens `model` (a local directory, or a hub id found in the HF cache: see
     /// [`Checkpoint::open`]) and loads it.
     pub fn load(model: &str, open: &OpenOptions, options: EngineOptions) -> Result<Self> {
         let checkpoint = Checkpoint::open(model, open)?;
@@ -102,8 +104,19 @@ impl Engine {
         let model_options =
             ModelOptions { precision: options.precision, dtype: options.dtype, kernel_level: options.kernel_level };
         let model = pool.install(|| PairRm::load(&checkpoint, &model_options))?;
-        let Checkpoint { tokenizer, pairrm, model_id, layout, .. } = checkpoint;
-        Ok(Engine { model, tokenizer, config: pairrm, pool, options, model_id, layout, counters: Mutex::default() })
+        let Checkpoint { tokenizer, pairrm, model_id, layout, dir, .. } = checkpoint;
+        let model_sha = snapshot_commit(&dir);
+        Ok(Engine {
+            model,
+            tokenizer,
+            config: pairrm,
+            pool,
+            options,
+            model_id,
+            layout,
+            model_sha,
+            counters: Mutex::default(),
+        })
     }
 
     /// The ranker settings in effect (limits after overrides, marker ids).
@@ -114,6 +127,12 @@ impl Engine {
     /// The model as it was named when loaded.
     pub fn model_id(&self) -> &str {
         &self.model_id
+    }
+
+    /// The hub commit of the model's files: the Hugging Face cache snapshot it was loaded from
+    /// (`…/snapshots/<commit>/`); `None` for a directory outside the cache.
+    pub fn model_sha(&self) -> Option<&str> {
+        self.model_sha.as_deref()
     }
 
     /// The checkpoint layout it was loaded from.
@@ -168,14 +187,41 @@ impl Engine {
         self.pool.install(|| self.model.layer_states(&input))
     }
 
-    /// Scores pairs with per-call progress and cancellation.
+    /// Scores pairs with per-call progress and cancellation: [`Engine::encode_pairs`], then
+    /// [`Engine::logits_encoded`] on the pairs that could be encoded.
     pub fn logits_with(&self, pairs: &[Pair], call: &CallOptions) -> Vec<Result<f32>> {
-        let inputs = self.pool.install(|| self.build_inputs(pairs));
-        let ok: Vec<(usize, &PairInput)> =
-            inputs.iter().enumerate().filter_map(|(i, r)| r.as_ref().ok().map(|inp| (i, inp))).collect();
-        let mut results: Vec<Option<Result<f32>>> =
-            inputs.iter().map(|r| r.as_ref().err().map(|e| Err(Error::invalid_input("pair", e.to_string())))).collect();
-        for batch in self.batches(&ok) {
+        let inputs = self.encode_pairs(pairs);
+        let encoded: Vec<&PairInput> = inputs.iter().filter_map(|r| r.as_ref().ok()).collect();
+        let mut logits = self.logits_encoded(&encoded, call).into_iter();
+        inputs
+            .into_iter()
+            .map(|input| match input {
+                Ok(_) => logits.next().expect("one logit per encoded pair"),
+                Err(e) => Err(e),
+            })
+            .collect()
+    }
+
+    /// The exact model input of every pair (tokenizing each distinct text once, in parallel), or
+    /// the error that keeps it from being scored. For callers that queue or batch the inputs
+    /// themselves (the server) and then run them with [`Engine::logits_encoded`].
+    pub fn encode_pairs(&self, pairs: &[Pair]) -> Vec<Result<PairInput>> {
+        self.pool
+            .install(|| self.build_inputs(pairs))
+            .into_iter()
+            .map(|r| r.map_err(|e| Error::invalid_input("pair", e.to_string())))
+            .collect()
+    }
+
+    /// Scores already encoded inputs (from [`Engine::encode_pairs`] or [`Engine::encode`]) with
+    /// per-call progress and cancellation: batched longest first under `max_batch_tokens`, run
+    /// on the engine's pool, counted in [`Engine::counters`]. Each logit is the one
+    /// [`Engine::logits_with`] gives for the same pair, bit for bit, however the inputs are
+    /// grouped into calls.
+    pub fn logits_encoded(&self, inputs: &[&PairInput], call: &CallOptions) -> Vec<Result<f32>> {
+        let indexed: Vec<(usize, &PairInput)> = inputs.iter().copied().enumerate().collect();
+        let mut results: Vec<Option<Result<f32>>> = (0..inputs.len()).map(|_| None).collect();
+        for batch in self.batches(&indexed) {
             if call.cancel.as_ref().is_some_and(|c| c.load(Ordering::Relaxed)) {
                 for &(i, _) in &batch {
                     results[i] = Some(Err(Error::Cancelled));
@@ -248,6 +294,17 @@ impl Engine {
     }
 }
 
+/// The commit of a Hugging Face cache snapshot directory (`…/snapshots/<commit>/…`), if `dir` is
+/// one or lies in one.
+fn snapshot_commit(dir: &Path) -> Option<String> {
+    let parts: Vec<_> = dir.components().map(|c| c.as_os_str().to_string_lossy()).collect();
+    parts
+        .windows(2)
+        .rev()
+        .find(|w| w[0] == "snapshots" && crate::checkpoint::hub::is_commit_hash(&w[1]))
+        .map(|w| w[1].to_lowercase())
+}
+
 impl PairScorer for Engine {
     fn logits(&self, pairs: &[Pair]) -> Vec<Result<f32>> {
         self.logits_with(pairs, &CallOptions::default())
@@ -271,5 +328,20 @@ impl Engine {
 impl PairScorer for ScopedScorer<'_> {
     fn logits(&self, pairs: &[Pair]) -> Vec<Result<f32>> {
         self.engine.logits_with(pairs, &self.call)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_snapshot_commit_is_read_from_cache_paths_only() {
+        let commit = "0123456789abcdef0123456789abcdef01234567";
+        let hub = format!("/c/hub/models--llm-blender--PairRM/snapshots/{commit}");
+        assert_eq!(snapshot_commit(Path::new(&hub)).as_deref(), Some(commit));
+        assert_eq!(snapshot_commit(&Path::new(&hub).join("sub")).as_deref(), Some(commit));
+        assert_eq!(snapshot_commit(Path::new("/models/pairrm")), None);
+        assert_eq!(snapshot_commit(Path::new("/x/snapshots/main")), None);
     }
 }

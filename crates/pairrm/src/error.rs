@@ -1,18 +1,22 @@
 //! The library's error type.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Everything that can go wrong in the library, each naming what it concerns.
-#[derive(Debug, thiserror::Error)]
+///
+/// Errors are `Clone`: one failing forward pass can be shared by several requests (identical
+/// pairs are scored once), and each of them gets the same error.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum Error {
     /// A file could not be read (missing, unreadable).
     #[error("{}: {source}", path.display())]
     Io {
         /// The file concerned.
         path: PathBuf,
-        /// The underlying I/O error.
+        /// The underlying I/O error (shared, so that the error can be cloned).
         #[source]
-        source: std::io::Error,
+        source: Arc<std::io::Error>,
     },
     /// A file was read but its contents are wrong (bad JSON, truncated, wrong shape...).
     #[error("{}: {message}", path.display())]
@@ -91,7 +95,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// An I/O error about `path`.
     pub fn io(path: impl AsRef<Path>, source: std::io::Error) -> Self {
-        Error::Io { path: path.as_ref().to_path_buf(), source }
+        Error::Io { path: path.as_ref().to_path_buf(), source: Arc::new(source) }
     }
 
     /// A file whose contents are wrong.

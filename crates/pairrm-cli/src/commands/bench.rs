@@ -1,6 +1,7 @@
 //! `pairrm bench`: throughput, FLOP rate against the machine's GEMM peak, memory and load time on
 //! standard workloads; `--write-workload` exports them for `bench/reference.py`.
 
+use std::fmt::Write as _;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -14,7 +15,9 @@ use pairrm::Engine;
 use serde::Serialize;
 
 use crate::args::ModelArgs;
+use crate::outfile::OutputFile;
 use crate::progress::Progress;
+use crate::stdout;
 
 /// A standard workload.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -138,13 +141,11 @@ pub fn run(args: Args) -> anyhow::Result<crate::jsonl::Outcome> {
     let items: Vec<Item> =
         args.workload.iter().flat_map(|&w| make_workload(w, args.passes, args.seed, &words)).collect();
     if let Some(path) = &args.write_workload {
-        let mut f = std::io::BufWriter::new(
-            std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?,
-        );
+        let mut f = std::io::BufWriter::new(OutputFile::create(path)?);
         for item in &items {
-            writeln!(f, "{}", serde_json::to_string(item)?)?;
+            writeln!(f, "{}", serde_json::to_string(item)?).with_context(|| format!("writing {}", path.display()))?;
         }
-        f.flush()?;
+        f.into_inner().map_err(|e| e.into_error()).with_context(|| format!("writing {}", path.display()))?.commit()?;
         return Ok(crate::jsonl::Outcome { failed: 0 });
     }
     // One untimed pass first: it pages the memory-mapped weights in (on a cold page cache that
@@ -196,11 +197,8 @@ pub fn run(args: Args) -> anyhow::Result<crate::jsonl::Outcome> {
         peak_rss_bytes: peak_rss(),
         workloads: reports,
     };
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print_table(&report);
-    }
+    let text = if args.json { serde_json::to_string_pretty(&report)? + "\n" } else { table(&report) };
+    stdout::print(text.as_bytes()).context("writing the report")?;
     Ok(crate::jsonl::Outcome { failed: 0 })
 }
 
@@ -484,24 +482,27 @@ fn gemm_sweep(engine: &Engine, json: bool) -> anyhow::Result<crate::jsonl::Outco
             });
         }
     }
-    if json {
+    let text = if json {
         let report = serde_json::json!({
             "cpu": cpu_name(),
             "threads": engine.threads(),
             "precision": engine.precision(),
             "shapes": rows,
         });
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        serde_json::to_string_pretty(&report)? + "\n"
     } else {
-        println!("{} threads · {} · precision {}", engine.threads(), cpu_name(), engine.precision());
-        println!(
+        let mut out = String::new();
+        let _ = writeln!(out, "{} threads · {} · precision {}", engine.threads(), cpu_name(), engine.precision());
+        let _ = writeln!(
+            out,
             "{:>6} {:>6} {:>6} {:>10} {:>12} {:>18} {:>10} {:>12} {:>7} {:>9}",
             "rows", "n_out", "n_in", "f32 GF/s", "per CPU-s", "kernel", "GF/s", "per CPU-s", "× wall", "× CPU-s"
         );
         let opt = |v: Option<f64>| v.map(|v| format!("{v:.1}")).unwrap_or_else(|| "–".into());
         for r in &rows {
             let per_cpu = r.gflops_per_cpu_second.zip(r.f32_gflops_per_cpu_second).map(|(a, b)| a / b);
-            println!(
+            let _ = writeln!(
+                out,
                 "{:>6} {:>6} {:>6} {:>10.1} {:>12} {:>18} {:>10.1} {:>12} {:>7.2} {:>9}",
                 r.rows,
                 r.n_out,
@@ -515,7 +516,9 @@ fn gemm_sweep(engine: &Engine, json: bool) -> anyhow::Result<crate::jsonl::Outco
                 per_cpu.map(|x| format!("{x:.2}")).unwrap_or_else(|| "–".into())
             );
         }
-    }
+        out
+    };
+    stdout::print(text.as_bytes()).context("writing the report")?;
     Ok(crate::jsonl::Outcome { failed: 0 })
 }
 
@@ -549,12 +552,16 @@ fn peak_rss() -> Option<u64> {
     Some(kb * 1024)
 }
 
-fn print_table(r: &Report) {
-    println!(
+/// The report as a table.
+fn table(r: &Report) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
         "model {} · {} threads · {} · precision {} · kernels {}",
         r.model, r.threads, r.cpu, r.precision, r.kernels
     );
-    println!(
+    let _ = writeln!(
+        out,
         "load {:.2} s (first pass {:.2} s) · weights {:.0} MB in memory ({:.0} MB as f32) · peak RSS {}",
         r.load_seconds,
         r.first_pass_seconds,
@@ -565,12 +572,14 @@ fn print_table(r: &Report) {
             .unwrap_or_else(|| "n/a".into())
     );
     if let (Some(p), Some(m)) = (r.gemm_peak_gflops, r.gemm_sustained_gflops) {
-        println!(
+        let _ = writeln!(
+            out,
             "GEMM peak {p:.1} GFLOP/s, sustained {m:.1} GFLOP/s (f32 1024×4096×1024, before and after the workloads)"
         );
     }
     if let Some(g) = &r.precision_gemm {
-        println!(
+        let _ = writeln!(
+            out,
             "{} peak {:.1} GFLOP/s, sustained {:.1} GFLOP/s on the same product ({:.2}× f32 sustained)",
             g.kernel,
             g.peak_gflops,
@@ -578,7 +587,8 @@ fn print_table(r: &Report) {
             r.gemm_sustained_gflops.map_or(f64::NAN, |f| g.sustained_gflops / f)
         );
     }
-    println!(
+    let _ = writeln!(
+        out,
         "{:<8} {:>6} {:>7} {:>8} {:>9} {:>10} {:>12} {:>10} {:>10} {:>8} {:>10} {:>8} {:>10}",
         "workload",
         "items",
@@ -596,7 +606,8 @@ fn print_table(r: &Report) {
     );
     let percent = |x: f64, of: Option<f64>| of.map(|p| format!("{:.0}%", 100.0 * x / p)).unwrap_or_default();
     for w in &r.workloads {
-        println!(
+        let _ = writeln!(
+            out,
             "{:<8} {:>6} {:>7} {:>8} {:>9.2} {:>10.3} {:>12} {:>10.1} {:>10.1} {:>8} {:>10.1} {:>8} {:>10}",
             format!("{:?}", w.workload).to_lowercase(),
             w.items,
@@ -613,4 +624,5 @@ fn print_table(r: &Report) {
             percent(w.nominal_gflops, r.gemm_sustained_gflops)
         );
     }
+    out
 }

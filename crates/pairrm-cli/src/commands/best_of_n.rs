@@ -20,10 +20,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use pairrm::judge::{check_candidate_count, SelectMethod, DEFAULT_MAX_CANDIDATES};
 use serde_json::{Map, Value};
 
 use crate::args::{IoArgs, ModelArgs};
-use crate::commands::rank::Strategy;
 use crate::jsonl::{self, Outcome};
 use crate::openai::{Client, ClientOptions, Params, RetryPolicy, RESERVED_FIELDS};
 use pick::Picker;
@@ -80,7 +80,7 @@ pub struct Args {
     /// `bubble`: one seeded bubble pass, 2·(n−1) comparisons (the reference's default);
     /// `full`: all n·(n−1) comparisons, the best by mean score (as `pairrm rank`).
     #[arg(long, value_enum, default_value = "bubble")]
-    strategy: Strategy,
+    strategy: SelectMethod,
     /// Seed of the bubble order (as `pairrm rank --strategy bubble --seed`).
     #[arg(long, default_value_t = 0)]
     bubble_seed: u64,
@@ -88,6 +88,10 @@ pub struct Args {
     /// ranks.
     #[arg(long)]
     return_all: bool,
+    /// Most candidates per prompt (0: no limit): `--n` above it is refused. With `--strategy full`
+    /// n candidates take n·(n−1) forward passes.
+    #[arg(long, default_value_t = DEFAULT_MAX_CANDIDATES)]
+    max_candidates: usize,
     /// Most HTTP requests at once.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=4096))]
     max_concurrency: u32,
@@ -168,6 +172,14 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     if args.retry_delay > args.max_retry_delay {
         bail!("--retry-delay ({:?}) is longer than --max-retry-delay ({:?})", args.retry_delay, args.max_retry_delay);
     }
+    if check_candidate_count(args.n as usize, args.max_candidates).is_err() {
+        bail!(
+            "--n {} is more candidates than --max-candidates {} allows (raise it, or 0 for no limit)",
+            args.n,
+            args.max_candidates
+        );
+    }
+    args.io.check_paths()?;
     if args.temperature == Some(0.0) && args.n > 1 {
         tracing::warn!("--temperature 0 samples greedily: the {} samples will likely be the same", args.n);
     }
@@ -209,6 +221,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let outcome = pipeline::run(input, &mut output, generation, limits, engine, picker, progress.clone());
     progress.finish();
     let outcome = outcome?;
+    output.finish()?;
     tracing::info!(failed = outcome.failed, "{}", progress.summary());
     if outcome.failed > 0 {
         tracing::warn!(failed = outcome.failed, "some lines failed");

@@ -1,17 +1,21 @@
 //! `pairrm download MODEL`: puts everything a model needs into the Hugging Face cache, checks
-//! that it opens, and prints one JSON line per hub repo used (the model first).
+//! the files already there against the hub (size, sha256) and fetches again those that fail (all
+//! of them with `--force`), checks that the model opens, and prints one JSON line per hub repo
+//! used (the model first).
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
-use pairrm::checkpoint::cache_scan::snapshot_files;
 use pairrm::checkpoint::hub::{FileRequest, SnapshotSource};
-use pairrm::checkpoint::{Checkpoint, EnvSource, OpenOptions};
+use pairrm::checkpoint::{Checkpoint, OpenOptions};
+use pairrm_hub::cache_scan::snapshot_files;
+use pairrm_hub::EnvSource;
 use serde::Serialize;
 
 use crate::download_bar::DownloadBars;
 use crate::jsonl::Outcome;
+use crate::stdout;
 
 /// Arguments of `pairrm download`.
 #[derive(clap::Args)]
@@ -23,6 +27,9 @@ pub struct Args {
     /// checkpoint is always taken at `main`, as LLM-Blender does).
     #[arg(long)]
     revision: Option<String>,
+    /// Download every file again, even those the cache holds and that pass their check.
+    #[arg(long)]
+    force: bool,
 }
 
 /// One output line: a repo snapshot in the cache.
@@ -55,7 +62,7 @@ impl SnapshotSource for Recording<'_> {
 
 /// Runs `pairrm download`.
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
-    let source = EnvSource::new().with_progress(Arc::new(DownloadBars)).refresh(true);
+    let source = EnvSource::new().with_progress(Arc::new(DownloadBars)).refresh(true).force(args.force);
     let settings = source.downloader()?.settings();
     if settings.offline {
         eprintln!("HF_HUB_OFFLINE is set: checking the cache at {} only", settings.cache_dir.display());
@@ -65,6 +72,7 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     Checkpoint::open_with(&args.model, &open, &recording).with_context(|| format!("downloading {}", args.model))?;
 
     let seen = recording.seen.into_inner().unwrap_or_else(|e| e.into_inner());
+    let mut text = String::new();
     for (repo, revision, dir) in seen {
         let files = snapshot_files(&dir)?;
         let line = Line {
@@ -75,7 +83,8 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
             files: files.into_iter().map(|f| f.name).collect(),
             path: dir,
         };
-        println!("{}", serde_json::to_string(&line)?);
+        text += &(serde_json::to_string(&line)? + "\n");
     }
+    stdout::print(text.as_bytes()).context("writing the list")?;
     Ok(Outcome { failed: 0 })
 }

@@ -55,6 +55,7 @@ impl LineJob for Job {
 
 /// Runs `pairrm encode`.
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
+    args.io.check_paths()?;
     let job = Job { engine: args.model.load(!args.io.no_progress)? };
     jsonl::run(&args.io, &job)
 }

@@ -4,16 +4,17 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::str::FromStr;
 
 use anyhow::Context;
-use pairrm::eval::{count_rows, plot, render, EvalOptions, Evaluator, Format, RowOutcome, TieGrid};
 use pairrm::judge::CompareMode;
+use pairrm_eval::{count_rows, EvalOptions, Evaluator, Format, RowOutcome, TieGrid};
 use serde::Serialize;
 
 use crate::args::{ModelArgs, ReportArgs, StatsArgs};
 use crate::jsonl::Outcome;
 use crate::progress::Progress;
-use crate::report::{emit, RowsWriter};
+use crate::report::{emit, plot, render, RowsWriter};
 
 /// Arguments of `pairrm eval`.
 #[derive(clap::Args)]
@@ -24,11 +25,11 @@ pub struct Args {
     /// files (e.g. the four HHH subsets).
     #[arg(long, short = 'd', required = true, value_name = "FILE")]
     data: Vec<PathBuf>,
-    /// The dataset format: rewardbench, autoj, hhh, mtbench or jsonl.
-    #[arg(long, short = 'f', value_parser = parse_format)]
+    // The help lists the registry's formats (`pairrm_eval::formats::FORMATS`).
+    #[arg(long, short = 'f', value_parser = Format::from_str, help = format!("The dataset format: {}", Format::names()))]
     format: Format,
     /// `both` (default): logit(A,B) − logit(B,A), the two orders; `ab` or `ba`: one pass.
-    #[arg(long, default_value = "both", value_parser = parse_mode)]
+    #[arg(long, default_value = "both")]
     mode: CompareMode,
     /// The model predicts a tie when |logit| ≤ this (0: only an exact 0).
     #[arg(long, default_value_t = 0.0)]
@@ -48,36 +49,30 @@ pub struct Args {
     report: ReportArgs,
 }
 
-fn parse_format(s: &str) -> Result<Format, String> {
-    s.parse().map_err(|e: pairrm::Error| e.to_string())
-}
-
-fn parse_mode(s: &str) -> Result<CompareMode, String> {
-    s.parse().map_err(|e: pairrm::Error| e.to_string())
-}
-
 /// A line of `--rows`.
 #[derive(Serialize)]
 #[serde(untagged)]
 enum RowLine<'r> {
     Scored {
         #[serde(flatten)]
-        location: &'r pairrm::eval::Location,
+        location: &'r pairrm_eval::Location,
         #[serde(skip_serializing_if = "Option::is_none")]
         id: Option<&'r str>,
         keys: BTreeMap<&'static str, &'r str>,
-        label: pairrm::eval::Label,
+        label: pairrm_eval::Label,
         logit: f32,
         #[serde(skip_serializing_if = "Option::is_none")]
         logit_ab: Option<f32>,
         #[serde(skip_serializing_if = "Option::is_none")]
         logit_ba: Option<f32>,
     },
-    Bad(&'r pairrm::eval::BadRow),
+    Bad(&'r pairrm_eval::BadRow),
 }
 
 /// Runs `pairrm eval`.
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
+    let inputs: Vec<_> = args.data.iter().map(|p| ("--data", p.as_path())).collect();
+    args.report.check_paths(&inputs)?;
     let options = EvalOptions {
         mode: args.mode,
         tie_threshold: args.tie_threshold,

@@ -1,11 +1,13 @@
 //! `pairrm models`: the models in the Hugging Face cache (whoever downloaded them), with their
 //! revisions, sizes and files.
 
+use anyhow::Context;
 use indicatif::HumanBytes;
-use pairrm::checkpoint::cache_scan::{scan_cache, CachedRepo};
-use pairrm::checkpoint::HubSettings;
+use pairrm_hub::cache_scan::{scan_cache, CachedRepo};
+use pairrm_hub::HubSettings;
 
 use crate::jsonl::Outcome;
+use crate::stdout;
 
 /// Arguments of `pairrm models`.
 #[derive(clap::Args)]
@@ -19,13 +21,12 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
     let cache_dir = HubSettings::from_env()?.cache_dir;
     let repos = scan_cache(&cache_dir)?;
-    if args.json {
-        for repo in &repos {
-            println!("{}", serde_json::to_string(repo)?);
-        }
+    let text = if args.json {
+        repos.iter().map(|repo| Ok(serde_json::to_string(repo)? + "\n")).collect::<anyhow::Result<String>>()?
     } else {
-        print!("{}", table(&repos, &cache_dir.display().to_string()));
-    }
+        table(&repos, &cache_dir.display().to_string())
+    };
+    stdout::print(text.as_bytes()).context("writing the list")?;
     Ok(Outcome { failed: 0 })
 }
 
@@ -69,7 +70,7 @@ fn table(repos: &[CachedRepo], cache_dir: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pairrm::checkpoint::cache_scan::{CachedFile, CachedRevision};
+    use pairrm_hub::cache_scan::{CachedFile, CachedRevision};
 
     #[test]
     fn table_rows() {

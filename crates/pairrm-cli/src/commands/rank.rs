@@ -1,7 +1,10 @@
 //! `pairrm rank`: scores and ranks of each line's candidates (full matrix or against a
 //! reference), or the best (worst) one by a seeded bubble pass.
 
-use pairrm::judge::{rank, rank_with_ref, select_n, RankRequest, RankWithRefRequest, Reference, SelectMethod, Target};
+use pairrm::judge::{
+    check_candidate_count, rank, rank_with_ref, reference_passes, select_n, RankRequest, RankWithRefRequest, Reference,
+    ReferenceMode, SelectMethod, Target, DEFAULT_MAX_CANDIDATES,
+};
 use pairrm::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -9,42 +12,6 @@ use serde_json::Value;
 use crate::args::{IoArgs, ModelArgs};
 use crate::jsonl::{self, LineJob, Outcome};
 use crate::progress::Progress;
-
-/// How candidates are ranked.
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Strategy {
-    /// All n·(n−1) comparisons: the reference's scores and ranks.
-    Full,
-    /// One bubble pass over a seeded random order (2·(n−1) comparisons): the best candidate only.
-    Bubble,
-}
-
-/// The reference candidate modes of `--reference`.
-#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ReferenceMode {
-    /// The longest candidate (first of equals).
-    Longest,
-    /// The shortest candidate (first of equals).
-    Shortest,
-    /// The median-length candidate.
-    Median,
-    /// The first candidate.
-    First,
-    /// The last candidate.
-    Last,
-}
-
-impl From<ReferenceMode> for Reference {
-    fn from(m: ReferenceMode) -> Self {
-        match m {
-            ReferenceMode::Longest => Reference::Longest,
-            ReferenceMode::Shortest => Reference::Shortest,
-            ReferenceMode::Median => Reference::Median,
-            ReferenceMode::First => Reference::First,
-            ReferenceMode::Last => Reference::Last,
-        }
-    }
-}
 
 /// Arguments of `pairrm rank`.
 #[derive(clap::Args)]
@@ -55,7 +22,7 @@ pub struct Args {
     io: IoArgs,
     /// `full`: scores and ranks; `bubble`: the best candidate by one seeded bubble pass.
     #[arg(long, value_enum, default_value = "full")]
-    strategy: Strategy,
+    strategy: SelectMethod,
     /// Seed of the bubble order (the same seed gives the same order everywhere).
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -66,6 +33,10 @@ pub struct Args {
     /// (a reference text) or `"reference_mode"` takes precedence.
     #[arg(long, value_enum)]
     reference: Option<ReferenceMode>,
+    /// Most candidates in one line (0: no limit); a line with more gets an error record. A full
+    /// rank of n candidates takes n·(n−1) forward passes.
+    #[arg(long, default_value_t = DEFAULT_MAX_CANDIDATES)]
+    max_candidates: usize,
 }
 
 /// A rank line.
@@ -101,10 +72,11 @@ enum Output {
 
 struct Job {
     engine: Engine,
-    strategy: Strategy,
+    strategy: SelectMethod,
     seed: u64,
     worst: bool,
     reference: Option<Reference>,
+    max_candidates: usize,
 }
 
 impl LineJob for Job {
@@ -113,6 +85,8 @@ impl LineJob for Job {
 
     fn parse(&self, value: Value) -> Result<Request, String> {
         let line: Line = serde_json::from_value(value).map_err(|e| e.to_string())?;
+        check_candidate_count(line.request.candidates.len(), self.max_candidates)
+            .map_err(|e| format!("{e} (--max-candidates; 0 for no limit)"))?;
         let line_reference = match (line.reference, line.reference_mode) {
             (Some(_), Some(_)) => return Err("give either `reference` or `reference_mode`, not both".into()),
             (Some(text), None) => Some(Reference::Given(text)),
@@ -120,7 +94,7 @@ impl LineJob for Job {
             (None, mode) => mode,
         };
         let reference = line_reference.or_else(|| self.reference.clone());
-        if reference.is_some() && self.strategy == Strategy::Bubble {
+        if reference.is_some() && self.strategy == SelectMethod::Bubble {
             return Err("a reference cannot be used with --strategy bubble".into());
         }
         Ok(Request { request: line.request, reference })
@@ -128,10 +102,9 @@ impl LineJob for Job {
 
     fn passes(&self, r: &Request) -> usize {
         let n = r.request.candidates.len();
-        match (self.strategy, &r.reference) {
-            (_, Some(_)) => 2 * n,
-            (Strategy::Full, None) => n * n.saturating_sub(1),
-            (Strategy::Bubble, None) => 2 * n.saturating_sub(1),
+        match &r.reference {
+            Some(_) => reference_passes(n),
+            None => self.strategy.passes(n),
         }
     }
 
@@ -156,11 +129,11 @@ impl LineJob for Job {
 
         let plain_requests: Vec<RankRequest> = plain.iter().map(|(_, r)| r.request.clone()).collect();
         let outputs: Vec<Result<Output, String>> = match self.strategy {
-            Strategy::Full => rank(&scorer, &plain_requests)
+            SelectMethod::Full => rank(&scorer, &plain_requests)
                 .into_iter()
                 .map(|r| r.map(|r| Output::Ranked { scores: r.scores, ranks: r.ranks }).map_err(|e| e.to_string()))
                 .collect(),
-            Strategy::Bubble => {
+            SelectMethod::Bubble => {
                 let target = if self.worst { Target::Worst } else { Target::Best };
                 select_n(&scorer, &plain_requests, target, SelectMethod::Bubble, self.seed)
                     .into_iter()
@@ -186,15 +159,17 @@ impl LineJob for Job {
 
 /// Runs `pairrm rank`.
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
-    if args.worst && args.strategy != Strategy::Bubble {
+    if args.worst && args.strategy != SelectMethod::Bubble {
         anyhow::bail!("--worst needs --strategy bubble (full ranks already order every candidate)");
     }
+    args.io.check_paths()?;
     let job = Job {
         engine: args.model.load(!args.io.no_progress)?,
         strategy: args.strategy,
         seed: args.seed,
         worst: args.worst,
         reference: args.reference.map(Reference::from),
+        max_candidates: args.max_candidates,
     };
     jsonl::run(&args.io, &job)
 }

@@ -4,15 +4,15 @@
 use std::path::PathBuf;
 
 use anyhow::Context;
-use pairrm::eval::records::count_records;
-use pairrm::eval::winrate::{winrate, PairOutcome};
-use pairrm::eval::{plot, render, WinrateOptions};
 use pairrm::judge::CompareMode;
+use pairrm_eval::records::count_records;
+use pairrm_eval::winrate::{winrate, PairOutcome};
+use pairrm_eval::WinrateOptions;
 
 use crate::args::{ModelArgs, ReportArgs, StatsArgs};
 use crate::jsonl::Outcome;
 use crate::progress::Progress;
-use crate::report::{emit, RowsWriter};
+use crate::report::{emit, plot, render, RowsWriter};
 
 /// Arguments of `pairrm winrate`.
 #[derive(clap::Args)]
@@ -33,7 +33,7 @@ pub struct Args {
     #[arg(long)]
     baseline_name: Option<String>,
     /// `both` (default): logit(A,B) − logit(B,A), the two orders; `ab` or `ba`: one pass.
-    #[arg(long, default_value = "both", value_parser = parse_mode)]
+    #[arg(long, default_value = "both")]
     mode: CompareMode,
     /// A tie when |logit| ≤ this (0: only an exact 0; identical outputs are always ties).
     #[arg(long, default_value_t = 0.0)]
@@ -44,12 +44,9 @@ pub struct Args {
     report: ReportArgs,
 }
 
-fn parse_mode(s: &str) -> Result<CompareMode, String> {
-    s.parse().map_err(|e: pairrm::Error| e.to_string())
-}
-
 /// Runs `pairrm winrate`.
 pub fn run(args: Args) -> anyhow::Result<Outcome> {
+    args.report.check_paths(&[("--outputs", &args.outputs), ("--baseline", &args.baseline)])?;
     let options =
         WinrateOptions { mode: args.mode, tie_threshold: args.tie_threshold, bootstrap: args.stats.bootstrap() };
     let total = count_records(&args.outputs).with_context(|| format!("reading {}", args.outputs.display()))?;

@@ -9,6 +9,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use pairrm::checkpoint::OpenOptions;
+use pairrm::input::PairInput;
 use pairrm::judge::Pair;
 use pairrm::{Engine, EngineOptions};
 use pairrm_server::{Backend, ModelInfo, ServerOptions};
@@ -125,9 +126,9 @@ pub fn post(url: &str, body: &Value) -> (u16, Value) {
     (status, response.body_mut().read_json().unwrap())
 }
 
-/// POSTs raw bytes; (status, JSON answer).
+/// POSTs raw bytes as JSON; (status, JSON answer).
 pub fn post_raw(url: &str, body: &[u8]) -> (u16, Value) {
-    let mut response = agent().post(url).send(body).unwrap();
+    let mut response = agent().post(url).header("content-type", "application/json").send(body).unwrap();
     let status = response.status().as_u16();
     (status, response.body_mut().with_config().limit(u64::MAX).read_json().unwrap())
 }
@@ -154,7 +155,7 @@ pub struct Gated<B> {
     opened: Condvar,
     /// Batches started (held or not).
     entered: Mutex<usize>,
-    batches: Mutex<Vec<Vec<Pair>>>,
+    batches: Mutex<Vec<Vec<PairInput>>>,
 }
 
 impl<B: Backend> Gated<B> {
@@ -181,7 +182,7 @@ impl<B: Backend> Gated<B> {
     }
 
     /// The batches run so far.
-    pub fn batches(&self) -> Vec<Vec<Pair>> {
+    pub fn batches(&self) -> Vec<Vec<PairInput>> {
         self.batches.lock().unwrap().clone()
     }
 }
@@ -190,19 +191,19 @@ impl<B: Backend> Gated<B> {
 pub struct Shared<B>(pub Arc<Gated<B>>);
 
 impl<B: Backend> Backend for Shared<B> {
-    fn pair_tokens(&self, pairs: &[Pair]) -> Vec<pairrm::Result<usize>> {
-        self.0.inner.pair_tokens(pairs)
+    fn encode(&self, pairs: &[Pair]) -> Vec<pairrm::Result<PairInput>> {
+        self.0.inner.encode(pairs)
     }
 
-    fn logits(&self, pairs: &[Pair]) -> Vec<pairrm::Result<f32>> {
+    fn logits(&self, inputs: &[&PairInput]) -> Vec<pairrm::Result<f32>> {
         *self.0.entered.lock().unwrap() += 1;
         let mut open = self.0.open.lock().unwrap();
         while !*open {
             open = self.0.opened.wait(open).unwrap();
         }
         drop(open);
-        self.0.batches.lock().unwrap().push(pairs.to_vec());
-        self.0.inner.logits(pairs)
+        self.0.batches.lock().unwrap().push(inputs.iter().map(|i| (*i).clone()).collect());
+        self.0.inner.logits(inputs)
     }
 
     fn info(&self) -> ModelInfo {

@@ -15,11 +15,12 @@
 //! `$XDG_CACHE_HOME/huggingface/hub`, else `~/.cache/huggingface/hub` — the same rules as
 //! `huggingface_hub`, so models downloaded by Python tools are found.
 //!
-//! This module never touches the network. Files are asked for through [`SnapshotSource`]:
-//! [`HubCache`] answers from the cache alone, with [`Error::NotInCache`] naming what is missing;
-//! [`super::download::HubDownloader`] implements the same trait (fetch what the cache lacks, then
-//! answer from the cache) and is what [`super::Checkpoint::open`] uses unless `HF_HUB_OFFLINE`
-//! is set.
+//! This module never touches the network, and neither does the rest of this crate. Files are
+//! asked for through [`SnapshotSource`], the seam between the engine and whatever fetches models:
+//! [`HubCache`] answers from the cache alone, with [`Error::NotInCache`] naming what is missing,
+//! and [`EnvCache`] does the same with the cache the environment names (what
+//! [`super::Checkpoint::open`] uses). The `pairrm-hub` crate's `HubDownloader` implements the same
+//! trait: it fetches what the cache lacks, then answers from the cache.
 
 use std::path::{Path, PathBuf};
 
@@ -153,7 +154,7 @@ pub fn offline_from(get: impl Fn(&str) -> Option<String>) -> bool {
 }
 
 /// [`offline_from`] the process environment. This module never uses the network either way;
-/// [`super::download::HubDownloader`] reads the cache alone when this is set.
+/// the `pairrm-hub` crate's downloader reads the cache alone when this is set.
 pub fn offline_from_env() -> bool {
     offline_from(|k| std::env::var(k).ok())
 }
@@ -172,6 +173,15 @@ pub fn is_repo_id(s: &str) -> bool {
         })
 }
 
+/// The `org` of an `org/name` that does not exist, when `org` is a directory under `base` (the
+/// working directory for `Path::new("")`): the user then meant a local path (`models/nope`), and
+/// going to the hub for `models/nope` would only hide the typo. Names without `/` (`gpt2`) stay
+/// hub ids; anything else that is not `org/name`-shaped never reaches the hub anyway.
+pub(crate) fn local_parent<'a>(model: &'a str, base: &Path) -> Option<&'a str> {
+    let (org, _) = model.split_once('/')?;
+    (is_repo_id(model) && base.join(org).is_dir()).then_some(org)
+}
+
 /// The cache folder name of a model repo: `org/name` → `models--org--name`.
 pub fn repo_folder_name(repo: &str) -> String {
     format!("models--{}", repo.replace('/', "--"))
@@ -182,8 +192,8 @@ pub fn is_commit_hash(revision: &str) -> bool {
     revision.len() == 40 && revision.bytes().all(|b| b.is_ascii_hexdigit())
 }
 
-/// A revision is used as a relative path under `refs/`: refuse anything that could leave it.
-pub(crate) fn is_safe_revision(revision: &str) -> bool {
+/// Whether `revision` is safe to use as a relative path under `refs/`: nothing that could leave it.
+pub fn is_safe_revision(revision: &str) -> bool {
     !revision.is_empty()
         && !revision.starts_with('/')
         && !revision.contains('\\')
@@ -230,7 +240,7 @@ impl HubCache {
     }
 
     /// Checks that `repo` is a repo id and `revision` a safe revision name (both become paths).
-    pub(crate) fn check_ids(&self, repo: &str, revision: &str) -> Result<()> {
+    pub fn check_ids(&self, repo: &str, revision: &str) -> Result<()> {
         if !is_repo_id(repo) {
             return Err(Error::model(repo, "not a valid hub repo id (expected `org/name`)"));
         }
@@ -312,6 +322,19 @@ impl SnapshotSource for HubCache {
     }
 }
 
+/// The cache the process environment names ([`HubCache::from_env`]), looked up only when a hub id
+/// needs it, so that local checkpoints never depend on the environment. It reads the cache alone:
+/// a hub id whose files are missing fails with [`Error::NotInCache`] (a downloader, such as the
+/// `pairrm-hub` crate's, is another [`SnapshotSource`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EnvCache;
+
+impl SnapshotSource for EnvCache {
+    fn snapshot(&self, repo: &str, revision: &str, request: &FileRequest) -> Result<PathBuf> {
+        HubCache::from_env()?.snapshot(repo, revision, request)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -320,6 +343,20 @@ mod tests {
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
         let m: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         move |k| m.get(k).cloned()
+    }
+
+    #[test]
+    fn an_org_that_is_a_local_directory_means_a_path() {
+        let base = tempfile::tempdir().unwrap();
+        std::fs::create_dir(base.path().join("models")).unwrap();
+        std::fs::write(base.path().join("notes"), "").unwrap();
+        assert_eq!(local_parent("models/nope", base.path()), Some("models"));
+        // A hub id whose org is not a local directory (or is a file) goes to the hub.
+        assert_eq!(local_parent("llm-blender/PairRM", base.path()), None);
+        assert_eq!(local_parent("notes/x", base.path()), None);
+        // Single names stay hub ids; non-repo-id shapes are refused elsewhere.
+        assert_eq!(local_parent("models", base.path()), None);
+        assert_eq!(local_parent("models/a/b", base.path()), None);
     }
 
     #[test]

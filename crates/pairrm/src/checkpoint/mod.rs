@@ -1,5 +1,6 @@
 //! Finding and reading a PairRM checkpoint: a local directory in either layout, or a hub id
-//! resolved through the Hugging Face cache — and downloaded into it when missing ([`download`]).
+//! resolved through the Hugging Face cache ([`hub`]; what fetches a hub id's missing files is a
+//! [`SnapshotSource`] given to [`Checkpoint::open_with`], e.g. the `pairrm-hub` crate's downloader).
 //!
 //! Opening happens in three steps, so that each can be used (and tested) on its own:
 //! 1. [`CheckpointFiles::locate`] finds the files and reads the configurations: the layout, the
@@ -34,8 +35,6 @@
 //! `tokenize_pair` helper for PairRM-hf uses these defaults). `n_tasks` defaults to 1
 //! (LLM-Blender's `RankerConfig` default).
 
-pub mod cache_scan;
-pub mod download;
 pub mod hub;
 mod pickle;
 mod torch;
@@ -43,8 +42,7 @@ mod weights;
 
 use std::path::{Path, PathBuf};
 
-pub use download::{EnvSource, HubDownloader, HubSettings};
-pub use hub::{FileRequest, HubCache, SnapshotSource};
+pub use hub::{EnvCache, FileRequest, HubCache, SnapshotSource};
 pub use weights::{Tensor, WeightFormat, WeightScope, Weights};
 
 use crate::config::{DebertaConfig, MarkerIds, PairRmConfig};
@@ -252,10 +250,9 @@ fn detect_layout(config: &serde_json::Value, path: &Path) -> Result<Layout> {
 
 impl CheckpointFiles {
     /// Finds `model` (an existing local directory, else a hub id looked up in the HF cache the
-    /// environment names and downloaded into it if missing, as [`Checkpoint::open`]) and reads
-    /// its configurations.
+    /// environment names, as [`Checkpoint::open`]) and reads its configurations.
     pub fn locate(model: &str, options: &OpenOptions) -> Result<Self> {
-        Self::locate_with(model, options, &EnvSource::default())
+        Self::locate_with(model, options, &EnvCache)
     }
 
     /// [`CheckpointFiles::locate`] with hub ids resolved by `source` (e.g. a [`HubCache`] at a
@@ -269,6 +266,13 @@ impl CheckpointFiles {
             Place::Local(path.to_path_buf())
         } else if path.exists() {
             return Err(Error::model(model, "is a file; pass the checkpoint directory"));
+        } else if let Some(parent) = hub::local_parent(model, Path::new("")) {
+            return Err(Error::model(
+                model,
+                format!(
+                    "no such directory (`{parent}` is a local directory, so this names a path in it, not a hub repo)"
+                ),
+            ));
         } else if hub::is_repo_id(model) {
             let revision = options.revision.clone().unwrap_or_else(|| hub::DEFAULT_REVISION.to_string());
             Place::Hub { repo: model.to_string(), revision }
@@ -567,12 +571,13 @@ pub struct Checkpoint {
 
 impl Checkpoint {
     /// Opens `model`: an existing local directory, else a hub id (`org/name`) found in the HF
-    /// cache (`HF_HUB_CACHE`, else `HF_HOME/hub`, else `~/.cache/huggingface/hub`). Files the
-    /// cache lacks are downloaded from the hub (`HF_ENDPOINT`, `HF_TOKEN`) by a
-    /// [`HubDownloader`] with the environment's settings ([`EnvSource`]); with
-    /// `HF_HUB_OFFLINE=1` the cache alone is used.
+    /// cache (`HF_HUB_CACHE`, else `HF_HOME/hub`, else `~/.cache/huggingface/hub`; see
+    /// [`EnvCache`]). Nothing is downloaded: files the cache lacks are an
+    /// [`Error::NotInCache`]. To download them, use [`Checkpoint::open_with`] and a downloading
+    /// source (the `pairrm-hub` crate's `EnvSource` reads the same environment, with `HF_ENDPOINT`
+    /// and `HF_TOKEN`).
     pub fn open(model: &str, options: &OpenOptions) -> Result<Self> {
-        Self::open_with(model, options, &EnvSource::default())
+        Self::open_with(model, options, &EnvCache)
     }
 
     /// [`Checkpoint::open`] with hub ids resolved by `source`.

@@ -89,6 +89,16 @@ impl FromStr for CompareMode {
     }
 }
 
+/// `--mode` of the CLI's commands parses with [`FromStr`] (the reference's names included).
+#[cfg(feature = "clap")]
+impl clap::builder::ValueParserFactory for CompareMode {
+    type Parser = fn(&str) -> Result<CompareMode>;
+
+    fn value_parser() -> Self::Parser {
+        str::parse
+    }
+}
+
 impl TryFrom<String> for CompareMode {
     type Error = Error;
 
@@ -127,6 +137,18 @@ impl CompareResult {
     }
 }
 
+/// A comparison's logit with the raw logits of the passes it was made of (for statistics of the
+/// position bias, as `pairrm eval` reports them).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct CompareLogits {
+    /// The comparison's logit in the mode asked (> 0: A is better): what [`compare`] returns.
+    pub logit: f32,
+    /// `logit(A, B)`: A in the left slot (modes `ab` and `both`).
+    pub ab: Option<f32>,
+    /// `logit(B, A)` as the model gives it, > 0 meaning B is better (modes `ba` and `both`).
+    pub ba: Option<f32>,
+}
+
 /// Compares A with B for every request, sending all `requests.len() * mode.passes()` forward
 /// passes in one [`PairScorer::logits`] call. Results are in request order.
 ///
@@ -137,16 +159,29 @@ pub fn compare<S: PairScorer + ?Sized>(
     requests: &[CompareRequest],
     mode: CompareMode,
 ) -> Vec<Result<CompareResult>> {
+    compare_logits(scorer, requests, mode).into_iter().map(|r| r.map(|l| CompareResult::from_logit(l.logit))).collect()
+}
+
+/// [`compare`], keeping the raw logit of each pass: the same passes in the same one scorer call,
+/// and [`CompareLogits::logit`] is [`compare`]'s logit bit for bit.
+///
+/// # Errors
+/// Per request: the scorer's error for a pair the request needs (the first in pass order).
+pub fn compare_logits<'r, S: PairScorer + ?Sized>(
+    scorer: &S,
+    requests: impl IntoIterator<Item = &'r CompareRequest>,
+    mode: CompareMode,
+) -> Vec<Result<CompareLogits>> {
     let mut batch = PairBatch::default();
     let plans: Vec<PlannedCompare> = requests
-        .iter()
+        .into_iter()
         .map(|r| {
             let source = full_source(r.instruction.as_deref(), &r.source);
             PlannedCompare::add(&mut batch, &source, &Arc::from(r.a.as_str()), &Arc::from(r.b.as_str()), mode)
         })
         .collect();
     let logits = batch.score(scorer);
-    plans.iter().map(|p| p.logit(&logits).map(CompareResult::from_logit)).collect()
+    plans.iter().map(|p| p.logits(&logits)).collect()
 }
 
 /// The slots of one comparison's passes in a [`PairBatch`].
@@ -176,11 +211,25 @@ impl PlannedCompare {
 
     /// The comparison logit (> 0: A better) once the batch is scored.
     pub(super) fn logit(self, logits: &PairLogits) -> Result<f32> {
-        match self {
-            PlannedCompare::Ab(ab) => logits.get(ab),
-            PlannedCompare::Ba(ba) => Ok(-logits.get(ba)?),
-            PlannedCompare::Both(ab, ba) => Ok(both_logit(logits.get(ab)?, logits.get(ba)?)),
-        }
+        self.logits(logits).map(|l| l.logit)
+    }
+
+    /// The comparison logit and the raw logits of its passes once the batch is scored.
+    fn logits(self, logits: &PairLogits) -> Result<CompareLogits> {
+        Ok(match self {
+            PlannedCompare::Ab(ab) => {
+                let ab = logits.get(ab)?;
+                CompareLogits { logit: ab, ab: Some(ab), ba: None }
+            }
+            PlannedCompare::Ba(ba) => {
+                let ba = logits.get(ba)?;
+                CompareLogits { logit: -ba, ab: None, ba: Some(ba) }
+            }
+            PlannedCompare::Both(ab, ba) => {
+                let (ab, ba) = (logits.get(ab)?, logits.get(ba)?);
+                CompareLogits { logit: both_logit(ab, ba), ab: Some(ab), ba: Some(ba) }
+            }
+        })
     }
 }
 
@@ -294,6 +343,36 @@ mod tests {
         let err = out[1].as_ref().unwrap_err();
         // The first pass the request needs is (A, B).
         assert_eq!(err.to_string(), "tokenizer: boom: FAIL|x");
+    }
+
+    #[test]
+    fn raw_logits_come_with_the_compare_logit() {
+        let requests = [req("s", "long answer", "short"), req("s", "same", "same")];
+        for mode in [CompareMode::Ab, CompareMode::Ba, CompareMode::Both] {
+            let scorer = Recording::new(LenScorer);
+            let got = compare_logits(&scorer, &requests, mode);
+            let want = compare(&LenScorer, &requests, mode);
+            assert_eq!(scorer.calls().len(), 1);
+            for (g, w) in got.iter().zip(&want) {
+                let g = g.as_ref().unwrap();
+                assert_eq!(g.logit.to_bits(), w.as_ref().unwrap().logit.to_bits(), "{mode}");
+                assert_eq!(g.ab.is_some(), mode != CompareMode::Ba);
+                assert_eq!(g.ba.is_some(), mode != CompareMode::Ab);
+            }
+        }
+        let both = compare_logits(&LenScorer, &requests, CompareMode::Both);
+        let first = both[0].as_ref().unwrap();
+        assert_eq!(
+            (first.ab, first.ba),
+            (Some(LenScorer.logit("long answer", "short")), Some(LenScorer.logit("short", "long answer")))
+        );
+        // Identical answers: logit(A, B) − logit(B, A) is exactly 0 despite the position bias.
+        assert_eq!(both[1].as_ref().unwrap().logit, 0.0);
+        let refs: Vec<&CompareRequest> = requests.iter().collect();
+        assert_eq!(
+            compare_logits(&LenScorer, refs, CompareMode::Ab)[1].as_ref().unwrap().logit,
+            LenScorer.logit("same", "same")
+        );
     }
 
     #[test]

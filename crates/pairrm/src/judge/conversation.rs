@@ -1,7 +1,7 @@
 //! `Blender.compare_conversations`: compare two multi-turn conversations that share their USER
 //! turns, by their ASSISTANT turns.
 
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use super::compare::{compare, CompareMode, CompareRequest, CompareResult};
 use super::PairScorer;
@@ -39,6 +39,54 @@ pub struct ConversationPair {
     pub conversation_a: Vec<Turn>,
     /// Conversation B.
     pub conversation_b: Vec<Turn>,
+}
+
+/// One comparison as an input line gives it: two answers (`{source, a, b, instruction?}`) or two
+/// conversations (`{conversation_a, conversation_b}`).
+///
+/// Deserialized by [`CompareInput::is_conversation`], the one rule every input that takes both
+/// follows (`pairrm compare` lines, the server's `/compare` pairs, `pairrm eval`'s labelled
+/// pairs), so that a bad line's error names the fields of the kind it meant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CompareInput {
+    /// Two answers to `instruction + source`.
+    Answers(CompareRequest),
+    /// Two conversations with the same USER turns.
+    Conversations(ConversationPair),
+}
+
+impl CompareInput {
+    /// Whether a JSON object is a pair of conversations: it has `conversation_a` or
+    /// `conversation_b` (a null field counts as absent). Anything else is a pair of answers.
+    pub fn is_conversation(object: &serde_json::Map<String, serde_json::Value>) -> bool {
+        ["conversation_a", "conversation_b"].iter().any(|k| object.get(*k).is_some_and(|v| !v.is_null()))
+    }
+
+    /// The comparison as a [`CompareRequest`] (conversations as [`conversation_request`] builds
+    /// them).
+    ///
+    /// # Errors
+    /// The conversations' validation errors (field named).
+    pub fn into_request(self) -> Result<CompareRequest> {
+        match self {
+            CompareInput::Answers(request) => Ok(request),
+            CompareInput::Conversations(pair) => conversation_request(&pair.conversation_a, &pair.conversation_b),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for CompareInput {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let value = serde_json::Value::deserialize(d)?;
+        let conversation = value.as_object().is_some_and(CompareInput::is_conversation);
+        let parsed = if conversation {
+            serde_json::from_value(value).map(CompareInput::Conversations)
+        } else {
+            serde_json::from_value(value).map(CompareInput::Answers)
+        };
+        parsed.map_err(D::Error::custom)
+    }
 }
 
 /// Checks one conversation: non-empty, an even number of turns, USER at even positions and
@@ -154,6 +202,28 @@ mod tests {
 
     fn conv(turns: &[(&str, &str)]) -> Vec<Turn> {
         turns.iter().map(|&(r, c)| Turn::new(r, c)).collect()
+    }
+
+    #[test]
+    fn inputs_are_told_apart_by_their_fields() {
+        let input: CompareInput = serde_json::from_str(r#"{"source": "s", "a": "x", "b": "y"}"#).unwrap();
+        assert_eq!(
+            input.into_request().unwrap(),
+            CompareRequest { instruction: None, source: "s".into(), a: "x".into(), b: "y".into() }
+        );
+        let text = r#"{"conversation_a": [{"role": "USER", "content": "q"}, {"role": "ASSISTANT", "content": "x"}],
+                       "conversation_b": [{"role": "USER", "content": "q"}, {"role": "ASSISTANT", "content": "y"}]}"#;
+        let input: CompareInput = serde_json::from_str(text).unwrap();
+        assert!(matches!(input, CompareInput::Conversations(_)));
+        assert_eq!(input.into_request().unwrap().a, "<Response 1>: x");
+        // Errors name the fields of the kind the line meant; a null conversation is absent.
+        let err = serde_json::from_str::<CompareInput>(r#"{"conversation_a": []}"#).unwrap_err();
+        assert!(err.to_string().contains("missing field `conversation_b`"), "{err}");
+        let err = serde_json::from_str::<CompareInput>(r#"{"source": "s", "a": "x"}"#).unwrap_err();
+        assert!(err.to_string().contains("missing field `b`"), "{err}");
+        let input: CompareInput =
+            serde_json::from_str(r#"{"source": "s", "a": "x", "b": "y", "conversation_b": null}"#).unwrap();
+        assert!(matches!(input, CompareInput::Answers(_)));
     }
 
     #[test]

@@ -39,12 +39,14 @@ use std::sync::Arc;
 
 use crate::error::{Error, Result};
 
-pub use compare::{compare, CompareMode, CompareRequest, CompareResult};
-pub use conversation::{compare_conversations, conversation_request, ConversationPair, Turn, CONVERSATION_INSTRUCTION};
+pub use compare::{compare, compare_logits, CompareLogits, CompareMode, CompareRequest, CompareResult};
+pub use conversation::{
+    compare_conversations, conversation_request, CompareInput, ConversationPair, Turn, CONVERSATION_INSTRUCTION,
+};
 pub use numeric::{both_logit, numpy_mean_f32, numpy_sum_f32, ranks_from_scores, scores_from_matrix};
 pub use rank::{
-    python_len, rank, rank_with_ref, select_reference, RankRequest, RankResult, RankWithRefRequest, RankWithRefResult,
-    Reference,
+    check_candidate_count, matrix_passes, python_len, rank, rank_with_ref, reference_passes, select_reference,
+    RankRequest, RankResult, RankWithRefRequest, RankWithRefResult, Reference, ReferenceMode, DEFAULT_MAX_CANDIDATES,
 };
 pub use select::{
     best_of_n, bubble_with_permutations, seeded_permutation, select_n, worst_of_n, SelectMethod, SelectResult,
@@ -121,31 +123,9 @@ impl PairLogits {
     /// The logit in `slot`, or a copy of its error (a slot can be shared by several requests).
     fn get(&self, slot: usize) -> Result<f32> {
         match self.0.get(slot) {
-            Some(Ok(logit)) => Ok(*logit),
-            Some(Err(e)) => Err(duplicate_error(e)),
+            Some(result) => result.clone(),
             None => Err(Error::model("pair scorer", format!("no result for pair {slot}"))),
         }
-    }
-}
-
-/// A copy of `e` ([`Error`] is not `Clone`: I/O errors are copied as their kind and message).
-fn duplicate_error(e: &Error) -> Error {
-    match e {
-        Error::Io { path, source } => {
-            Error::Io { path: path.clone(), source: std::io::Error::new(source.kind(), source.to_string()) }
-        }
-        Error::InvalidFile { path, message } => Error::InvalidFile { path: path.clone(), message: message.clone() },
-        Error::Model { model, message } => Error::Model { model: model.clone(), message: message.clone() },
-        Error::Unsupported { path, message } => Error::Unsupported { path: path.clone(), message: message.clone() },
-        Error::InvalidInput { field, message } => {
-            Error::InvalidInput { field: field.clone(), message: message.clone() }
-        }
-        Error::Tokenizer(message) => Error::Tokenizer(message.clone()),
-        Error::Hub(message) => Error::Hub(message.clone()),
-        Error::Cancelled => Error::Cancelled,
-        // Variants added later keep their message.
-        #[allow(unreachable_patterns)]
-        other => Error::model("pair scorer", other.to_string()),
     }
 }
 
@@ -198,21 +178,19 @@ mod tests {
     }
 
     #[test]
-    fn duplicated_errors_keep_variant_and_message() {
-        let errors = [
-            Error::io("f", std::io::Error::new(std::io::ErrorKind::NotFound, "gone")),
-            Error::invalid_file("f", "bad"),
-            Error::model("m", "bad"),
-            Error::unsupported("f", "bad"),
-            Error::invalid_input("x", "bad"),
-            Error::Tokenizer("bad".into()),
-            Error::Hub("bad".into()),
-            Error::Cancelled,
-        ];
-        for e in &errors {
-            let d = duplicate_error(e);
-            assert_eq!(d.to_string(), e.to_string());
-            assert_eq!(std::mem::discriminant(&d), std::mem::discriminant(e));
+    fn a_shared_failing_pair_gives_each_request_its_error() {
+        let s: Arc<str> = Arc::from("src");
+        let mut batch = PairBatch::default();
+        let slot = batch.add(&s, &Arc::from("FAIL"), &Arc::from("b"));
+        let logits = batch.score(&Failing(LenScorer));
+        for _ in 0..2 {
+            let e = logits.get(slot).unwrap_err();
+            assert!(matches!(e, Error::Tokenizer(_)), "{e}");
+            assert_eq!(e.to_string(), "tokenizer: boom: FAIL|b");
         }
+        let io = Error::io("f", std::io::Error::new(std::io::ErrorKind::NotFound, "gone"));
+        let copy = io.clone();
+        assert_eq!(copy.to_string(), io.to_string());
+        assert!(matches!(copy, Error::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound));
     }
 }

@@ -47,6 +47,24 @@ pub(super) fn check_candidates(candidates: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// The candidate limit front ends apply by default ([`check_candidate_count`]): a full rank of
+/// 100 candidates is already 9,900 forward passes.
+pub const DEFAULT_MAX_CANDIDATES: usize = 100;
+
+/// Checks that a request with `count` candidates stays within `max` (0: no limit). The judge
+/// functions take any number; front ends (the CLI's `--max-candidates`) use this to refuse, with
+/// a clear error, a request whose cost they did not mean to allow: a full rank of n candidates
+/// takes n·(n−1) passes.
+///
+/// # Errors
+/// [`Error::InvalidInput`] naming `candidates`, with the count and the limit.
+pub fn check_candidate_count(count: usize, max: usize) -> Result<()> {
+    if max > 0 && count > max {
+        return Err(Error::invalid_input("candidates", format!("{count} candidates, more than the limit of {max}")));
+    }
+    Ok(())
+}
+
 /// A request's source and candidates as shared strings, ready to make pairs.
 pub(super) struct Prepared {
     pub(super) source: Arc<str>,
@@ -75,7 +93,7 @@ impl PlannedMatrix {
     pub(super) fn add(batch: &mut PairBatch, prepared: &Prepared) -> Self {
         let c = &prepared.candidates;
         let n = c.len();
-        let mut slots = Vec::with_capacity(n * n.saturating_sub(1));
+        let mut slots = Vec::with_capacity(matrix_passes(n));
         for i in 0..n {
             for j in (0..n).filter(|&j| j != i) {
                 slots.push(batch.add(&prepared.source, &c[i], &c[j]));
@@ -162,21 +180,80 @@ impl fmt::Display for Reference {
 impl FromStr for Reference {
     type Err = Error;
 
+    /// Parses a [`ReferenceMode`] name.
+    fn from_str(s: &str) -> Result<Self> {
+        s.parse::<ReferenceMode>().map(Reference::from)
+    }
+}
+
+/// The named rules of [`Reference`]: which candidate is the reference (every [`Reference`] but
+/// [`Reference::Given`]). What the CLI's `--reference` and the server's `reference_mode` take.
+///
+/// Serialized as `"longest"`, `"shortest"`, `"median"`, `"first"`, `"last"` (the server's wire
+/// names); [`FromStr`] also takes the reference's `median_length` and ignores case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::ToSchema),
+    schema(description = "Which candidate is the reference of a rank against a reference.")
+)]
+pub enum ReferenceMode {
+    /// The longest candidate (first of equals).
+    Longest,
+    /// The shortest candidate (first of equals).
+    Shortest,
+    /// The median-length candidate.
+    Median,
+    /// The first candidate.
+    First,
+    /// The last candidate.
+    Last,
+}
+
+impl From<ReferenceMode> for Reference {
+    fn from(mode: ReferenceMode) -> Self {
+        match mode {
+            ReferenceMode::Longest => Reference::Longest,
+            ReferenceMode::Shortest => Reference::Shortest,
+            ReferenceMode::Median => Reference::Median,
+            ReferenceMode::First => Reference::First,
+            ReferenceMode::Last => Reference::Last,
+        }
+    }
+}
+
+impl FromStr for ReferenceMode {
+    type Err = Error;
+
     /// Parses `longest`, `shortest`, `median` (or `median_length`), `first`, `last`
     /// (case-insensitive).
     fn from_str(s: &str) -> Result<Self> {
         match s.trim().to_lowercase().as_str() {
-            "longest" => Ok(Reference::Longest),
-            "shortest" => Ok(Reference::Shortest),
-            "median" | "median_length" => Ok(Reference::Median),
-            "first" => Ok(Reference::First),
-            "last" => Ok(Reference::Last),
+            "longest" => Ok(ReferenceMode::Longest),
+            "shortest" => Ok(ReferenceMode::Shortest),
+            "median" | "median_length" => Ok(ReferenceMode::Median),
+            "first" => Ok(ReferenceMode::First),
+            "last" => Ok(ReferenceMode::Last),
             _ => Err(Error::invalid_input(
                 "reference",
                 format!("unknown reference mode {s:?}; expected longest, shortest, median, first or last"),
             )),
         }
     }
+}
+
+/// Forward passes the full comparison matrix of `n` candidates takes ([`rank`]): `n * (n - 1)`,
+/// none for a single candidate.
+pub fn matrix_passes(n: usize) -> usize {
+    n * n.saturating_sub(1)
+}
+
+/// Forward passes ranking `n` candidates against a reference takes ([`rank_with_ref`]): two per
+/// candidate (one fewer when the reference is a candidate: its pair with itself is sent once).
+pub fn reference_passes(n: usize) -> usize {
+    2 * n
 }
 
 /// Python's `len(str)`: the number of Unicode code points (not bytes, not graphemes).
@@ -285,6 +362,14 @@ mod tests {
 
     fn req(candidates: &[&str]) -> RankRequest {
         RankRequest { instruction: None, source: "src".into(), candidates: strings(candidates) }
+    }
+
+    #[test]
+    fn candidate_count_checks_name_the_count_and_the_limit() {
+        assert!(check_candidate_count(100, 100).is_ok());
+        assert!(check_candidate_count(1000, 0).is_ok(), "0: no limit");
+        let e = check_candidate_count(1000, 100).unwrap_err();
+        assert_eq!(e.to_string(), "invalid input: candidates: 1000 candidates, more than the limit of 100");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use super::rank::{rank, Prepared, RankRequest};
+use super::rank::{matrix_passes, rank, Prepared, RankRequest};
 use super::{PairBatch, PairScorer};
 use crate::error::{Error, Result};
 
@@ -21,16 +21,35 @@ pub enum Target {
     Worst,
 }
 
-/// How to find the best (or worst) candidate (`pairrm_cmp_type` in the reference).
+/// How to find the best (or worst) candidate (`pairrm_cmp_type` in the reference); the CLI's
+/// `--strategy` and the server's `strategy`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "clap", derive(clap::ValueEnum))]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema), schema(as = Strategy, description = "How `/rank` ranks."))]
 pub enum SelectMethod {
     /// The full comparison matrix of [`rank`]: `n * (n - 1)` passes, one scorer call.
+    #[cfg_attr(feature = "clap", value(help = "All n·(n−1) comparisons: the reference's scores and ranks"))]
     Full,
     /// One bubble pass over a seeded random permutation: `2 * (n - 1)` passes in `n - 1` scorer
     /// calls. The reference's default.
+    #[cfg_attr(
+        feature = "clap",
+        value(help = "One bubble pass over a seeded random order (2·(n−1) comparisons): the best candidate only")
+    )]
     #[default]
     Bubble,
+}
+
+impl SelectMethod {
+    /// Forward passes picking among `n` candidates takes: [`matrix_passes`]`(n)` for `Full`,
+    /// `2 * (n - 1)` for `Bubble`.
+    pub fn passes(self, n: usize) -> usize {
+        match self {
+            SelectMethod::Full => matrix_passes(n),
+            SelectMethod::Bubble => 2 * n.saturating_sub(1),
+        }
+    }
 }
 
 impl fmt::Display for SelectMethod {

@@ -4,7 +4,6 @@ use pairrm::judge::{rank, select_n, PairScorer, RankRequest, RankResult, SelectM
 use serde::Serialize;
 
 use super::sampling::LineUsage;
-use crate::commands::rank::Strategy;
 
 /// A line whose samples are all in.
 #[derive(Debug, Clone, PartialEq)]
@@ -47,7 +46,7 @@ pub struct Output {
 #[derive(Debug, Clone, Copy)]
 pub struct Picker {
     /// Full comparison matrix or one bubble pass.
-    pub strategy: Strategy,
+    pub strategy: SelectMethod,
     /// The seed of the bubble order.
     pub seed: u64,
     /// Whether outputs carry every sample and the ranking.
@@ -57,10 +56,7 @@ pub struct Picker {
 impl Picker {
     /// Forward passes needed for `n` samples.
     pub fn passes(&self, n: usize) -> usize {
-        match self.strategy {
-            Strategy::Full => n * n.saturating_sub(1),
-            Strategy::Bubble => 2 * n.saturating_sub(1),
-        }
+        self.strategy.passes(n)
     }
 
     /// Picks the best sample of every line, all lines in one judge call: [`rank`] (the best is the
@@ -73,7 +69,7 @@ impl Picker {
     ) -> Vec<(usize, Result<Output, String>)> {
         let requests: Vec<RankRequest> = lines.iter().map(|l| l.request.clone()).collect();
         let picked: Vec<Result<Picked, String>> = match self.strategy {
-            Strategy::Full => rank(scorer, &requests)
+            SelectMethod::Full => rank(scorer, &requests)
                 .into_iter()
                 .map(|r| {
                     let ranked = r.map_err(|e| e.to_string())?;
@@ -82,7 +78,7 @@ impl Picker {
                     Ok(Picked { index: order[0], ranked: Some(ranked), order })
                 })
                 .collect(),
-            Strategy::Bubble => select_n(scorer, &requests, Target::Best, SelectMethod::Bubble, self.seed)
+            SelectMethod::Bubble => select_n(scorer, &requests, Target::Best, SelectMethod::Bubble, self.seed)
                 .into_iter()
                 .map(|r| r.map(|s| Picked { index: s.index, ranked: None, order: s.order }).map_err(|e| e.to_string()))
                 .collect(),
@@ -147,7 +143,7 @@ mod tests {
 
     #[test]
     fn full_picks_what_rank_and_select_n_pick() {
-        let picker = Picker { strategy: Strategy::Full, seed: 0, return_all: true };
+        let picker = Picker { strategy: SelectMethod::Full, seed: 0, return_all: true };
         let lines = vec![sampled(3, &["bb", "dddd", "a", "dddd"]), sampled(4, &["x"])];
         let out = picker.pick(&Lengths, lines.clone());
         let (index, first) = (&out[0].0, out[0].1.as_ref().unwrap());
@@ -169,7 +165,7 @@ mod tests {
     fn bubble_picks_what_select_n_picks_with_the_seed() {
         let lines = vec![sampled(0, &["bb", "dddd", "a", "ccc", "eeeee"])];
         for seed in [0, 1, 42] {
-            let picker = Picker { strategy: Strategy::Bubble, seed, return_all: false };
+            let picker = Picker { strategy: SelectMethod::Bubble, seed, return_all: false };
             let out = picker.pick(&Lengths, lines.clone()).pop().unwrap().1.unwrap();
             let selected = select_n(&Lengths, &[lines[0].request.clone()], Target::Best, SelectMethod::Bubble, seed);
             assert_eq!(out.best_index, selected[0].as_ref().unwrap().index);
@@ -180,7 +176,7 @@ mod tests {
 
     #[test]
     fn a_ranking_error_fails_only_its_line() {
-        let picker = Picker { strategy: Strategy::Full, seed: 0, return_all: false };
+        let picker = Picker { strategy: SelectMethod::Full, seed: 0, return_all: false };
         let mut bad = sampled(1, &["a"]);
         bad.request.candidates.clear();
         let out = picker.pick(&Lengths, vec![sampled(0, &["a", "bb"]), bad]);
@@ -190,14 +186,14 @@ mod tests {
 
     #[test]
     fn outputs_serialize_with_optional_fields_left_out() {
-        let picker = Picker { strategy: Strategy::Bubble, seed: 0, return_all: false };
+        let picker = Picker { strategy: SelectMethod::Bubble, seed: 0, return_all: false };
         let out = picker.pick(&Lengths, vec![sampled(0, &["a", "bb"])]).pop().unwrap().1.unwrap();
         assert_eq!(
             serde_json::to_string(&out).unwrap(),
             r#"{"best":"bb","best_index":1,"usage":{"requests":1,"retries":0}}"#
         );
         assert_eq!(picker.passes(5), 8);
-        assert_eq!(Picker { strategy: Strategy::Full, ..picker }.passes(5), 20);
+        assert_eq!(Picker { strategy: SelectMethod::Full, ..picker }.passes(5), 20);
         assert_eq!(picker.passes(1), 0);
     }
 }

@@ -1,0 +1,1 @@
+"""llm_blender.blender: ``Blender``, its config and utilities (on pairrm)."""
