@@ -128,6 +128,7 @@ struct Report {
     weight_bytes: u64,
     /// The checkpoint's parameters as f32 (4 bytes each): the yardstick of the memory targets.
     f32_weight_bytes: u64,
+    /// Peak resident memory of loading and the workloads.
     peak_rss_bytes: Option<u64>,
     workloads: Vec<WorkloadReport>,
 }
@@ -165,16 +166,23 @@ pub fn run(args: Args) -> anyhow::Result<crate::jsonl::Outcome> {
         return gemm_sweep(&engine, args.json);
     }
     // The GEMM rates are measured before and after the workloads: on a shared machine they drift.
-    let rates = (!args.no_peak).then(|| GemmRates::new(precision)).transpose()?;
-    let before = rates.as_ref().map(|r| r.measure(engine.threads()));
+    // Their operands are made for each measurement and dropped after it, so that they do not add
+    // to the workloads' peak memory.
+    let measure = || -> anyhow::Result<_> { Ok(GemmRates::new(precision)?.measure(engine.threads())) };
+    let before = (!args.no_peak).then(measure).transpose()?;
     let mut reports = vec![];
     for &w in &args.workload {
         let work: Vec<&Item> = items.iter().filter(|i| i.workload == w).collect();
         reports.push(run_workload(&engine, w, &work)?);
     }
-    let after = rates.as_ref().map(|r| r.measure(engine.threads()));
+    // Read before the closing GEMM-rate measurement: its operands would sit on top of the
+    // workspaces the workloads leave allocated.
+    let peak_rss_bytes = peak_rss();
+    let after = (!args.no_peak).then(measure).transpose()?;
     let (gemm, reduced) = match (before, after) {
-        (Some((f0, r0)), Some((f1, r1))) => (Some(f0.merge(f1)), r0.zip(r1).map(|(a, b)| a.merge(b))),
+        (Some((f0, r0, _)), Some((f1, r1, kernel))) => {
+            (Some(f0.merge(f1)), r0.zip(r1).map(|(a, b)| a.merge(b)).zip(kernel))
+        }
         _ => (None, None),
     };
     let report = Report {
@@ -187,14 +195,14 @@ pub fn run(args: Args) -> anyhow::Result<crate::jsonl::Outcome> {
         first_pass_seconds,
         gemm_peak_gflops: gemm.map(|g| g.best),
         gemm_sustained_gflops: gemm.map(|g| g.sustained()),
-        precision_gemm: reduced.zip(rates.as_ref().and_then(|r| r.reduced.as_ref())).map(|(g, p)| PrecisionGemm {
-            kernel: p.kernel(),
+        precision_gemm: reduced.map(|(g, kernel)| PrecisionGemm {
+            kernel,
             peak_gflops: g.best,
             sustained_gflops: g.sustained(),
         }),
         weight_bytes: engine.model().weight_bytes(),
         f32_weight_bytes: 4 * engine.model().parameters(),
-        peak_rss_bytes: peak_rss(),
+        peak_rss_bytes,
         workloads: reports,
     };
     let text = if args.json { serde_json::to_string_pretty(&report)? + "\n" } else { table(&report) };
@@ -370,9 +378,9 @@ impl GemmRates {
         Ok(GemmRates { a, b, reduced })
     }
 
-    /// The f32 rate, and the reduced kernel's, each over about two seconds (interleaved, so that
-    /// both see the same machine).
-    fn measure(&self, threads: usize) -> (GemmRate, Option<GemmRate>) {
+    /// The f32 rate, and the reduced kernel's (with its name), each over about two seconds
+    /// (interleaved, so that both see the same machine).
+    fn measure(&self, threads: usize) -> (GemmRate, Option<GemmRate>, Option<&'static str>) {
         let (m, n, k) = RATE_SHAPE;
         let mut c = vec![0.0f32; m * n];
         let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("thread pool");
@@ -389,7 +397,7 @@ impl GemmRates {
                 }
             }
         });
-        (f32_rate, reduced_rate)
+        (f32_rate, reduced_rate, self.reduced.as_ref().map(LinearProduct::kernel))
     }
 }
 

@@ -321,15 +321,25 @@ impl Layer {
         let _span = tracing::trace_span!("feed_forward", layer = self.index).entered();
         let h = self.out_norm.gamma.len();
         let f = self.intermediate.n_out();
-        ensure(&mut ws.inter, n_q * f);
-        self.intermediate.product(&ws.attn, n_q, &mut ws.inter);
-        bias_gelu(&mut ws.inter[..n_q * f], &self.intermediate.bias);
-        self.output.product(&ws.inter, n_q, &mut ws.x);
+        // Packed weights cost nothing to reuse, so their rows go through in chunks: the
+        // intermediate activations (4H wide) then take a quarter of the memory of a 2048-token
+        // batch's. The `gemm` crate packs its weight operand on every call: it gets all rows at once.
+        let chunk = if self.intermediate.is_packed() { FFN_CHUNK_ROWS } else { n_q.max(1) };
+        ensure(&mut ws.inter, chunk.min(n_q) * f);
         let norm = &self.out_norm;
-        let x = &mut ws.x[..n_q * h];
-        bias_residual_layer_norm(x, &self.output.bias, &ws.attn[..n_q * h], &norm.gamma, &norm.beta, norm.eps);
+        for r0 in (0..n_q).step_by(chunk) {
+            let rows = chunk.min(n_q - r0);
+            let (attn, x) = (&ws.attn[r0 * h..(r0 + rows) * h], &mut ws.x[r0 * h..(r0 + rows) * h]);
+            self.intermediate.product(attn, rows, &mut ws.inter);
+            bias_gelu(&mut ws.inter[..rows * f], &self.intermediate.bias);
+            self.output.product(&ws.inter, rows, x);
+            bias_residual_layer_norm(x, &self.output.bias, attn, &norm.gamma, &norm.beta, norm.eps);
+        }
     }
 }
+
+/// Rows per chunk of the feed-forward block with packed weights.
+const FFN_CHUNK_ROWS: usize = 512;
 
 /// A layer's rel-embedding table projected through its query and key weights, as the attention
 /// reads them.

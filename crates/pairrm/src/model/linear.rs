@@ -162,6 +162,12 @@ impl Linear {
         self.weight.kernel()
     }
 
+    /// Whether the weight is packed for a reduced-precision kernel (then a product's cost does
+    /// not grow when its rows are split over several calls).
+    pub(crate) fn is_packed(&self) -> bool {
+        !matches!(self.weight, Weight::Exact(_))
+    }
+
     /// `out = x · Wᵀ` for `rows` rows, without the bias (which the caller fuses into its epilogue).
     pub(crate) fn product(&self, x: &[f32], rows: usize, out: &mut [f32]) {
         self.weight.product(rows, self.n_out, self.n_in, &x[..rows * self.n_in], &mut out[..rows * self.n_out]);
