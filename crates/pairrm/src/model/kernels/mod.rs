@@ -1,0 +1,3 @@
+//! Compute kernels written for this engine, each chosen at run time for the CPU it runs on.
+
+pub(crate) mod int8;
