@@ -27,10 +27,13 @@ pub(super) struct RowQuant {
 }
 
 impl RowQuant {
-    /// Symmetric about 0 (the weights): scale `max|x| / 127`, from the bits of `max|x|` (see
-    /// [`amax_bits`]). A zero row has scale 0.
-    pub(super) fn symmetric(amax_bits: u32) -> Self {
-        Self::radius(f32::from_bits(amax_bits), 0.0)
+    /// Symmetric about 0 (the weights): scale `max|x| / 127`, from the order keys of the row's
+    /// minimum and maximum (see [`key`]). A zero row has scale 0.
+    pub(super) fn symmetric_of_range(lo_key: i32, hi_key: i32) -> Self {
+        if lo_key > hi_key {
+            return RowQuant { inv: 0.0, scale: 0.0, center: 0.0 };
+        }
+        Self::radius(from_key(lo_key).abs().max(from_key(hi_key).abs()), 0.0)
     }
 
     /// Symmetric about the middle of the row's range (the activations): scale
@@ -69,12 +72,6 @@ impl RowQuant {
         let v = (x - self.center) * self.inv;
         ((v + SHIFT) - SHIFT).clamp(-QMAX, QMAX) as i8
     }
-}
-
-/// Bits of `max |x|` over `x`: the maximum of the bit patterns with the sign cleared, which
-/// orders finite values as their magnitudes do.
-fn amax_bits(x: &[f32]) -> u32 {
-    x.iter().map(|v| v.to_bits() & 0x7fff_ffff).max().unwrap_or(0)
 }
 
 /// An integer that orders floats as `<` does (−0 just below +0; NaNs beyond the infinities),
@@ -135,14 +132,15 @@ impl PackedInt8 {
             .zip(sums.par_chunks_mut(PANEL))
             .enumerate()
             .for_each(|(p, (((panel, scales), offsets), sums))| {
+                let mut words = vec![0u32; groups];
                 for lane in 0..PANEL.min(n - p * PANEL) {
                     let row = &w[(p * PANEL + lane) * k..][..k];
-                    let quant = RowQuant::symmetric(amax_bits(row));
+                    let quant = quantize_weight_row(level, row, &mut words);
                     let mut sum = 0i32;
-                    for (i, &v) in row.iter().enumerate() {
-                        let q = quant.quantize(v);
-                        sum += q as i32;
-                        panel[i / GROUP].0[lane * GROUP + i % GROUP] = q;
+                    for (group, word) in panel.iter_mut().zip(&words) {
+                        let q = word.to_le_bytes().map(|b| b as i8);
+                        sum += q.iter().map(|&q| q as i32).sum::<i32>();
+                        group.0[lane * GROUP..(lane + 1) * GROUP].copy_from_slice(&q);
                     }
                     scales[lane] = quant.scale;
                     offsets[lane] = 128 * sum;
@@ -241,6 +239,24 @@ pub(super) struct RowFormat {
     pub(super) mr: usize,
     /// Whether bytes are stored as `qx + 128` (unsigned), for `vpdpbusd`.
     pub(super) offset: bool,
+}
+
+/// One weight row quantized symmetrically into `words` (one word per group) with the
+/// instructions of `level`, which this CPU must support.
+fn quantize_weight_row(level: Level, x: &[f32], words: &mut [u32]) -> RowQuant {
+    match level {
+        Level::Scalar => {
+            let (lo, hi) = key_range(x);
+            let quant = RowQuant::symmetric_of_range(lo, hi);
+            quantize_groups(x, words, 1, false, &quant);
+            quant
+        }
+        #[cfg(target_arch = "x86_64")]
+        // SAFETY: the caller checked that the CPU supports the level.
+        _ => unsafe { super::x86::quantize_weight_row(level, x, words) },
+        #[cfg(not(target_arch = "x86_64"))]
+        _ => unreachable!("only the scalar level is supported off x86-64"),
+    }
 }
 
 /// The portable row quantizer: writes the words of row `x` (word `g` of the row at

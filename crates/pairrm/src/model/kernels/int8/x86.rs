@@ -64,8 +64,46 @@ trait Isa {
     unsafe fn finish(acc: Self::V, w: &Columns, sx: f32, cx: f32, out: *mut f32);
     /// One column block of one row chunk (see [`block`]), compiled for this instruction set.
     unsafe fn block(w: &PackedInt8, rows: &PackedRows, tiles: Range<usize>, m: usize, out: &SharedOut, v0: usize);
-    /// One row quantized (see [`super::pack::quantize_row`]), compiled for this instruction set.
-    unsafe fn quantize_row(x: &[f32], words: &mut [u32], mr: usize, offset: bool) -> RowQuant;
+    /// The order keys of the minimum and maximum of `x` (see [`super::pack::key_range`]),
+    /// compiled for this instruction set.
+    unsafe fn range(x: &[f32]) -> (i32, i32);
+    /// `x` quantized with `quant` into words `0, mr, 2·mr, ...` of `words` (see
+    /// [`super::pack::quantize_groups`]), compiled for this instruction set.
+    unsafe fn write(x: &[f32], words: &mut [u32], mr: usize, offset: bool, quant: &RowQuant);
+}
+
+/// One activation row quantized about the middle of its range (see
+/// [`super::pack::quantize_row`]) with `S`'s instructions.
+///
+/// # Safety
+/// The CPU must support `S`.
+unsafe fn quantize_row<S: Isa>(x: &[f32], words: &mut [u32], mr: usize, offset: bool) -> RowQuant {
+    let (lo, hi) = S::range(x);
+    let quant = RowQuant::centered(lo, hi);
+    S::write(x, words, mr, offset, &quant);
+    quant
+}
+
+/// One weight row quantized symmetrically into `words` (one word per group) with the
+/// instructions of `level`; returns its quantization.
+///
+/// # Safety
+/// The CPU must support `level`.
+pub(super) unsafe fn quantize_weight_row(level: Level, x: &[f32], words: &mut [u32]) -> RowQuant {
+    unsafe fn with<S: Isa>(x: &[f32], words: &mut [u32]) -> RowQuant {
+        let (lo, hi) = S::range(x);
+        let quant = RowQuant::symmetric_of_range(lo, hi);
+        S::write(x, words, 1, false, &quant);
+        quant
+    }
+    match level {
+        Level::Avx512Vnni => with::<Avx512Vnni>(x, words),
+        Level::AvxVnni => with::<AvxVnni>(x, words),
+        Level::Avx2 => with::<Avx2>(x, words),
+        #[cfg(test)]
+        Level::Avx512Vnni256 => with::<Avx512Vnni256>(x, words),
+        Level::Scalar => unreachable!("the scalar kernel is not an x86 kernel"),
+    }
 }
 
 /// One vector's column data: offsets, scales and sums (padded to whole panels, so whole vectors
@@ -90,7 +128,8 @@ impl Columns {
 unsafe fn run<S: Isa>(w: &PackedInt8, m: usize, x: &[f32], out: &mut [f32]) {
     let format = RowFormat { mr: S::MR, offset: S::OFFSET };
     // SAFETY: the caller vouches that the CPU supports S.
-    let rows = pack_rows(x, m, w.k(), format, |x, words, mr, offset| unsafe { S::quantize_row(x, words, mr, offset) });
+    let rows =
+        pack_rows(x, m, w.k(), format, |x, words, mr, offset| unsafe { quantize_row::<S>(x, words, mr, offset) });
     let out = SharedOut(out.as_mut_ptr());
     let blocks = (w.panels() * (PANEL / S::LANES)).div_ceil(S::NV);
     // Row chunks of about CHUNK_BYTES of packed activations, which stay in the core's L2 cache
@@ -247,8 +286,12 @@ impl Isa for Avx512Vnni {
         block::<Self, { Self::MR }, { Self::NV }>(w, rows, tiles, m, out, v0)
     }
     #[target_feature(enable = "avx512f,avx512bw")]
-    unsafe fn quantize_row(x: &[f32], words: &mut [u32], mr: usize, offset: bool) -> RowQuant {
-        quantize_row_avx512(x, words, mr, offset)
+    unsafe fn range(x: &[f32]) -> (i32, i32) {
+        range_avx512(x)
+    }
+    #[target_feature(enable = "avx512f,avx512bw")]
+    unsafe fn write(x: &[f32], words: &mut [u32], mr: usize, offset: bool, quant: &RowQuant) {
+        write_avx512(x, words, mr, offset, quant)
     }
 }
 
@@ -299,8 +342,12 @@ macro_rules! vnni256 {
                 block::<Self, { Self::MR }, { Self::NV }>(w, rows, tiles, m, out, v0)
             }
             #[target_feature(enable = "avx2")]
-            unsafe fn quantize_row(x: &[f32], words: &mut [u32], mr: usize, offset: bool) -> RowQuant {
-                quantize_row_avx2(x, words, mr, offset)
+            unsafe fn range(x: &[f32]) -> (i32, i32) {
+                range_avx2(x)
+            }
+            #[target_feature(enable = "avx2")]
+            unsafe fn write(x: &[f32], words: &mut [u32], mr: usize, offset: bool, quant: &RowQuant) {
+                write_avx2(x, words, mr, offset, quant)
             }
         }
     };
@@ -355,8 +402,12 @@ impl Isa for Avx2 {
         block::<Self, { Self::MR }, { Self::NV }>(w, rows, tiles, m, out, v0)
     }
     #[target_feature(enable = "avx2")]
-    unsafe fn quantize_row(x: &[f32], words: &mut [u32], mr: usize, offset: bool) -> RowQuant {
-        quantize_row_avx2(x, words, mr, offset)
+    unsafe fn range(x: &[f32]) -> (i32, i32) {
+        range_avx2(x)
+    }
+    #[target_feature(enable = "avx2")]
+    unsafe fn write(x: &[f32], words: &mut [u32], mr: usize, offset: bool, quant: &RowQuant) {
+        write_avx2(x, words, mr, offset, quant)
     }
 }
 
@@ -367,10 +418,9 @@ unsafe fn finish256(dots: __m256i, w: &Columns, sx: f32, cx: f32, out: *mut f32)
     _mm256_storeu_ps(out, _mm256_add_ps(scaled, _mm256_mul_ps(_mm256_set1_ps(cx), _mm256_loadu_ps(w.sums))));
 }
 
-/// [`super::pack::quantize_row`] 16 values at a time (same results: integer minima and maxima
-/// are exact, and `vcvtps2dq` rounds to nearest even as the portable code does).
+/// [`super::pack::key_range`] 16 values at a time (integer minima and maxima: exact).
 #[target_feature(enable = "avx512f,avx512bw")]
-unsafe fn quantize_row_avx512(x: &[f32], words: &mut [u32], mr: usize, offset: bool) -> RowQuant {
+unsafe fn range_avx512(x: &[f32]) -> (i32, i32) {
     let chunks = x.len() / 16;
     let low31 = _mm512_set1_epi32(0x7fff_ffff);
     let (mut lo, mut hi) = (_mm512_set1_epi32(i32::MAX), _mm512_set1_epi32(i32::MIN));
@@ -380,7 +430,14 @@ unsafe fn quantize_row_avx512(x: &[f32], words: &mut [u32], mr: usize, offset: b
         (lo, hi) = (_mm512_min_epi32(lo, key), _mm512_max_epi32(hi, key));
     }
     let (tail_lo, tail_hi) = key_range(&x[16 * chunks..]);
-    let quant = RowQuant::centered(_mm512_reduce_min_epi32(lo).min(tail_lo), _mm512_reduce_max_epi32(hi).max(tail_hi));
+    (_mm512_reduce_min_epi32(lo).min(tail_lo), _mm512_reduce_max_epi32(hi).max(tail_hi))
+}
+
+/// [`super::pack::quantize_groups`] 16 values at a time (same results: `vcvtps2dq` rounds to
+/// nearest even, as the portable code does).
+#[target_feature(enable = "avx512f,avx512bw")]
+unsafe fn write_avx512(x: &[f32], words: &mut [u32], mr: usize, offset: bool, quant: &RowQuant) {
+    let chunks = x.len() / 16;
     let (center, inv) = (_mm512_set1_ps(quant.center), _mm512_set1_ps(quant.inv));
     let (qlo, qhi) = (_mm512_set1_epi32(-127), _mm512_set1_epi32(127));
     let flip = _mm_set1_epi8(if offset { 0x80u8 as i8 } else { 0 });
@@ -395,14 +452,13 @@ unsafe fn quantize_row_avx512(x: &[f32], words: &mut [u32], mr: usize, offset: b
         words[at + 3 * mr] = _mm_extract_epi32::<3>(q) as u32;
     }
     if x.len() > 16 * chunks {
-        quantize_groups(&x[16 * chunks..], &mut words[4 * chunks * mr..], mr, offset, &quant);
+        quantize_groups(&x[16 * chunks..], &mut words[4 * chunks * mr..], mr, offset, quant);
     }
-    quant
 }
 
-/// [`super::pack::quantize_row`] 8 values at a time (same results, as [`quantize_row_avx512`]).
+/// [`super::pack::key_range`] 8 values at a time.
 #[target_feature(enable = "avx2")]
-unsafe fn quantize_row_avx2(x: &[f32], words: &mut [u32], mr: usize, offset: bool) -> RowQuant {
+unsafe fn range_avx2(x: &[f32]) -> (i32, i32) {
     let chunks = x.len() / 8;
     let low31 = _mm256_set1_epi32(0x7fff_ffff);
     let (mut lo, mut hi) = (_mm256_set1_epi32(i32::MAX), _mm256_set1_epi32(i32::MIN));
@@ -415,7 +471,13 @@ unsafe fn quantize_row_avx2(x: &[f32], words: &mut [u32], mr: usize, offset: boo
     _mm256_storeu_si256(los.as_mut_ptr().cast(), lo);
     _mm256_storeu_si256(his.as_mut_ptr().cast(), hi);
     let (tail_lo, tail_hi) = key_range(&x[8 * chunks..]);
-    let quant = RowQuant::centered(los.into_iter().fold(tail_lo, i32::min), his.into_iter().fold(tail_hi, i32::max));
+    (los.into_iter().fold(tail_lo, i32::min), his.into_iter().fold(tail_hi, i32::max))
+}
+
+/// [`super::pack::quantize_groups`] 8 values at a time (same results, as [`write_avx512`]).
+#[target_feature(enable = "avx2")]
+unsafe fn write_avx2(x: &[f32], words: &mut [u32], mr: usize, offset: bool, quant: &RowQuant) {
+    let chunks = x.len() / 8;
     let (center, inv) = (_mm256_set1_ps(quant.center), _mm256_set1_ps(quant.inv));
     let (qlo, qhi) = (_mm256_set1_epi32(-127), _mm256_set1_epi32(127));
     let flip = _mm256_set1_epi8(if offset { 0x80u8 as i8 } else { 0 });
@@ -433,7 +495,6 @@ unsafe fn quantize_row_avx2(x: &[f32], words: &mut [u32], mr: usize, offset: boo
         words[at + mr] = _mm256_extract_epi32::<4>(q) as u32;
     }
     if x.len() > 8 * chunks {
-        quantize_groups(&x[8 * chunks..], &mut words[2 * chunks * mr..], mr, offset, &quant);
+        quantize_groups(&x[8 * chunks..], &mut words[2 * chunks * mr..], mr, offset, quant);
     }
-    quant
 }
