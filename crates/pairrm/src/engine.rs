@@ -12,7 +12,7 @@ use crate::config::PairRmConfig;
 use crate::error::{Error, Result};
 use crate::input::{EncodedPart, InputBuilder, PairInput};
 use crate::judge::{Pair, PairScorer};
-use crate::model::{PairRm, WeightDtype};
+use crate::model::{KernelLevel, Kernels, ModelOptions, PairRm, Precision, WeightDtype};
 use crate::tokenizer::PairTokenizer;
 
 /// Reports progress in forward passes: called with the number of passes just finished.
@@ -25,13 +25,24 @@ pub struct EngineOptions {
     pub threads: usize,
     /// Most tokens in one batch (a longer single pair still runs, alone).
     pub max_batch_tokens: usize,
-    /// How weight matrices are stored (f32, or bf16 for half the memory).
+    /// How the exact tier stores its weight matrices (f32, or 16 bits for less memory).
     pub dtype: WeightDtype,
+    /// The arithmetic tier: exact f32 (the default), or bf16 / int8 for speed.
+    pub precision: Precision,
+    /// The highest instruction-set level the kernels may use (`None`: the `PAIRRM_KERNELS`
+    /// variable, else the CPU's best).
+    pub kernel_level: Option<KernelLevel>,
 }
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        EngineOptions { threads: 0, max_batch_tokens: 2048, dtype: WeightDtype::F32 }
+        EngineOptions {
+            threads: 0,
+            max_batch_tokens: 2048,
+            dtype: WeightDtype::F32,
+            precision: Precision::F32,
+            kernel_level: None,
+        }
     }
 }
 
@@ -88,7 +99,9 @@ impl Engine {
             .thread_name(|i| format!("pairrm-{i}"))
             .build()
             .map_err(|e| Error::invalid_input("threads", e.to_string()))?;
-        let model = pool.install(|| PairRm::load(&checkpoint, options.dtype))?;
+        let model_options =
+            ModelOptions { precision: options.precision, dtype: options.dtype, kernel_level: options.kernel_level };
+        let model = pool.install(|| PairRm::load(&checkpoint, &model_options))?;
         let Checkpoint { tokenizer, pairrm, model_id, layout, .. } = checkpoint;
         Ok(Engine { model, tokenizer, config: pairrm, pool, options, model_id, layout, counters: Mutex::default() })
     }
@@ -116,6 +129,16 @@ impl Engine {
     /// How the weight matrices are stored.
     pub fn dtype(&self) -> WeightDtype {
         self.options.dtype
+    }
+
+    /// The arithmetic tier of the linear layers.
+    pub fn precision(&self) -> Precision {
+        self.model.precision()
+    }
+
+    /// The kernels the model runs.
+    pub fn kernels(&self) -> Kernels {
+        self.model.kernels()
     }
 
     /// Threads of the engine's pool.

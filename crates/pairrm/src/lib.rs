@@ -17,3 +17,4 @@ pub mod tokenizer;
 
 pub use engine::{CallOptions, Counters, Engine, EngineOptions, ScopedScorer};
 pub use error::{Error, Result};
+pub use model::Precision;

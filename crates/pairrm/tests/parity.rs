@@ -169,7 +169,7 @@ fn results_do_not_depend_on_batching_order_or_threads() {
     let model = fixture("tiny-original");
     for dtype in [pairrm::model::WeightDtype::F32, pairrm::model::WeightDtype::F16] {
         let one = |threads, max_batch_tokens| {
-            let options = EngineOptions { threads, max_batch_tokens, dtype };
+            let options = EngineOptions { threads, max_batch_tokens, dtype, ..Default::default() };
             Engine::load(&model, &OpenOptions::default(), options).unwrap()
         };
         let base = one(1, 1);

@@ -45,7 +45,7 @@ use std::path::{Path, PathBuf};
 
 pub use download::{EnvSource, HubDownloader, HubSettings};
 pub use hub::{FileRequest, HubCache, SnapshotSource};
-pub use weights::{Tensor, WeightFormat, Weights};
+pub use weights::{Tensor, WeightFormat, WeightScope, Weights};
 
 use crate::config::{DebertaConfig, MarkerIds, PairRmConfig};
 use crate::error::{Error, Result};
@@ -56,6 +56,9 @@ pub const DEFAULT_SOURCE_MAX_LENGTH: usize = 1224;
 /// PairRM's candidate budget, used when neither the options nor the config give one.
 pub const DEFAULT_CANDIDATE_MAX_LENGTH: usize = 412;
 
+/// The scope of the backbone's tensors (`pretrained_model.embeddings.…`, `pretrained_model.encoder.…`)
+/// in both layouts.
+pub const BACKBONE: &str = "pretrained_model";
 /// The word embedding table (rows = vocabulary incl. the markers, columns = H).
 pub const WORD_EMBEDDINGS: &str = "pretrained_model.embeddings.word_embeddings.weight";
 /// The head's first linear layer, weight `[H, 2H]` (bias: `head_layer.1.bias`, `[H]`).
@@ -589,5 +592,15 @@ impl Checkpoint {
             tokenizer,
             weights,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn word_embeddings_live_in_the_backbone_scope() {
+        assert_eq!(WORD_EMBEDDINGS, format!("{BACKBONE}.embeddings.word_embeddings.weight"));
     }
 }

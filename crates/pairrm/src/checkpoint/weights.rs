@@ -252,6 +252,13 @@ impl Weights {
         self.entries.get(name).filter(|e| !matches!(e.data, EntryData::NotTensor(_))).map(|e| e.shape.clone())
     }
 
+    /// The tensors whose names start with `prefix.`, addressed by the rest of their names:
+    /// `weights.at("encoder").at("layer.0").get("output.dense.bias", ..)` reads
+    /// `encoder.layer.0.output.dense.bias`. Errors name the full tensor name.
+    pub fn at(&self, prefix: impl std::fmt::Display) -> WeightScope<'_> {
+        WeightScope { weights: self, prefix: prefix.to_string() }
+    }
+
     fn tensor_error(&self, name: &str, what: impl std::fmt::Display) -> Error {
         Error::invalid_file(&self.path, format!("tensor `{name}` {what}"))
     }
@@ -314,6 +321,41 @@ impl Weights {
             ),
         };
         Ok(Tensor { shape: entry.shape.clone(), data })
+    }
+}
+
+/// A view of the tensors under a name prefix (see [`Weights::at`]); getters take names relative
+/// to the prefix.
+#[derive(Clone)]
+pub struct WeightScope<'a> {
+    weights: &'a Weights,
+    /// The full prefix, without a trailing dot (empty at the root).
+    prefix: String,
+}
+
+impl<'a> WeightScope<'a> {
+    /// The scope one level further down: `sub` is appended to the prefix.
+    pub fn at(&self, sub: impl std::fmt::Display) -> WeightScope<'a> {
+        WeightScope { weights: self.weights, prefix: self.name(&sub.to_string()) }
+    }
+
+    /// The full name of tensor `name` of this scope.
+    pub fn name(&self, name: &str) -> String {
+        if self.prefix.is_empty() {
+            name.to_string()
+        } else {
+            format!("{}.{name}", self.prefix)
+        }
+    }
+
+    /// The tensor `name` of this scope with the expected `shape` (see [`Weights::get`]).
+    pub fn get(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
+        self.weights.get(&self.name(name), shape)
+    }
+
+    /// The shape of tensor `name` of this scope, if present (see [`Weights::shape`]).
+    pub fn shape(&self, name: &str) -> Option<Vec<usize>> {
+        self.weights.shape(&self.name(name))
     }
 }
 
@@ -462,6 +504,24 @@ mod tests {
         fn check<T: Send + Sync>() {}
         check::<Weights>();
         check::<Tensor>();
+    }
+
+    #[test]
+    fn scopes_nest_and_name_the_full_tensor() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(
+            dir.path(),
+            "m.safetensors",
+            &[("enc.layer.3.dense.bias", safetensors::Dtype::F32, vec![2], f32_bytes(&[1.0, 2.0]))],
+        );
+        let w = Weights::open(&path).unwrap();
+        let layer = w.at("enc").at("layer").at(3);
+        assert_eq!(&*layer.get("dense.bias", &[2]).unwrap(), &[1.0, 2.0]);
+        assert_eq!(layer.at("dense").shape("bias"), Some(vec![2]));
+        assert_eq!(layer.name("dense.weight"), "enc.layer.3.dense.weight");
+        let e = layer.get("dense.weight", &[2, 2]).unwrap_err().to_string();
+        assert!(e.contains("`enc.layer.3.dense.weight` is missing"), "{e}");
+        assert_eq!(w.at("").name("x"), "x");
     }
 
     #[test]

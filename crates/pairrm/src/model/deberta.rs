@@ -1,4 +1,5 @@
-//! The DeBERTa-v2 encoder.
+//! The DeBERTa-v2 encoder: embeddings, then layers of disentangled self-attention and a
+//! feed-forward block (transformers' `DebertaV2Model`, the shape of candle's `debertav2.rs`).
 //!
 //! A batch is a set of sequences whose rows are concatenated (no padding): the linear layers run
 //! once over all rows, attention runs per sequence and head ([`super::attention`]).
@@ -12,77 +13,13 @@ use std::sync::Mutex;
 use rayon::prelude::*;
 
 use super::attention::HeadAttention;
+use super::linear::{LayerNorm, Linear, Numerics};
 use super::matrix::{Matrix, WeightDtype};
-use super::ops::{add_bias, bias_gelu, bias_residual_layer_norm, layer_norm};
+use super::ops::{bias_gelu, bias_residual_layer_norm};
 use super::position::RelIndex;
-use crate::checkpoint::{Tensor, Weights};
-use crate::config::DebertaConfig;
+use crate::checkpoint::WeightScope;
+use crate::config::{DebertaConfig, PosAttType};
 use crate::error::Result;
-
-/// A torch `Linear`: weight `[n_out, n_in]`, bias `[n_out]`.
-pub(crate) struct Linear {
-    weight: Matrix,
-    bias: Tensor,
-    n_out: usize,
-    n_in: usize,
-}
-
-impl Linear {
-    pub(crate) fn load(w: &Weights, prefix: &str, n_out: usize, n_in: usize, dtype: WeightDtype) -> Result<Self> {
-        Ok(Linear {
-            weight: Matrix::load(w, &format!("{prefix}.weight"), n_out, n_in, dtype)?,
-            bias: w.get(&format!("{prefix}.bias"), &[n_out])?,
-            n_out,
-            n_in,
-        })
-    }
-
-    /// Bytes of the weight and bias.
-    fn bytes(&self) -> u64 {
-        self.weight.bytes() + 4 * self.bias.len() as u64
-    }
-
-    /// `out = x · Wᵀ` for `rows` rows, without the bias.
-    fn product(&self, x: &[f32], rows: usize, out: &mut [f32]) {
-        self.weight.product(rows, self.n_out, self.n_in, &x[..rows * self.n_in], &mut out[..rows * self.n_out]);
-    }
-
-    /// `out = x · Wᵀ + b` for `rows` rows.
-    fn forward(&self, x: &[f32], rows: usize, out: &mut [f32]) {
-        self.product(x, rows, out);
-        add_bias(&mut out[..rows * self.n_out], &self.bias);
-    }
-}
-
-struct LayerNorm {
-    gamma: Tensor,
-    beta: Tensor,
-}
-
-impl LayerNorm {
-    fn load(w: &Weights, prefix: &str, n: usize) -> Result<Self> {
-        Ok(LayerNorm {
-            gamma: w.get(&format!("{prefix}.weight"), &[n])?,
-            beta: w.get(&format!("{prefix}.bias"), &[n])?,
-        })
-    }
-}
-
-/// One encoder block.
-struct Layer {
-    query: Linear,
-    key: Linear,
-    value: Linear,
-    attn_out: Linear,
-    attn_norm: LayerNorm,
-    intermediate: Linear,
-    output: Linear,
-    out_norm: LayerNorm,
-    /// The rel-embedding table through `query` (bias included): `[2·span, H]`.
-    rel_query: Matrix,
-    /// The rel-embedding table through `key` (bias included): `[2·span, H]`.
-    rel_key: Matrix,
-}
 
 /// Where the sequences of a batch lie in the concatenated rows.
 pub(crate) struct Batch<'a> {
@@ -118,138 +55,177 @@ fn ensure(buf: &mut Vec<f32>, len: usize) {
     }
 }
 
-/// Which rows of each sequence a layer computes past its keys and values.
-enum Queries<'a> {
-    /// Every row.
-    All,
-    /// These positions of each sequence.
-    Rows(&'a [[usize; 3]]),
+/// Where a layer's rows lie: each sequence's rows in the concatenated hidden states, and the
+/// query rows — those the layer computes past its keys and values (all of them, or the rows that
+/// feed the head in the last layer).
+struct Rows<'a> {
+    seqs: &'a [&'a [u32]],
+    /// Rows of all sequences.
+    total: usize,
+    /// First row of each sequence.
+    offsets: Vec<usize>,
+    /// The query positions of each sequence.
+    positions: Vec<Vec<usize>>,
+    /// First query row of each sequence.
+    q_offsets: Vec<usize>,
+    /// Query rows of all sequences.
+    n_q: usize,
+    /// Whether every row is a query row (then the query rows are the hidden states themselves).
+    all: bool,
 }
 
-/// The DeBERTa-v2 encoder.
-pub(crate) struct Encoder {
-    cfg: DebertaConfig,
+impl<'a> Rows<'a> {
+    /// Every row of every sequence is a query row.
+    fn all(seqs: &'a [&'a [u32]]) -> Self {
+        Self::new(seqs, seqs.iter().map(|s| (0..s.len()).collect()).collect(), true)
+    }
+
+    /// Only `rows` of each sequence are query rows.
+    fn only(seqs: &'a [&'a [u32]], rows: &[[usize; 3]]) -> Self {
+        Self::new(seqs, rows.iter().map(|r| r.to_vec()).collect(), false)
+    }
+
+    fn new(seqs: &'a [&'a [u32]], positions: Vec<Vec<usize>>, all: bool) -> Self {
+        Rows {
+            seqs,
+            total: seqs.iter().map(|s| s.len()).sum(),
+            offsets: prefix_sums(seqs.iter().map(|s| s.len())),
+            q_offsets: prefix_sums(positions.iter().map(Vec::len)),
+            n_q: positions.iter().map(Vec::len).sum(),
+            positions,
+            all,
+        }
+    }
+}
+
+/// The embeddings: word vectors, then LayerNorm (no absolute positions, no token types, no mask:
+/// the configurations that need them are rejected when the config is read).
+struct Embeddings {
+    /// Kept f32 whatever the weight dtype: as a lookup table, memory-mapped, only the rows of
+    /// tokens in use are ever read into memory.
     word_embeddings: Matrix,
-    embed_norm: LayerNorm,
-    layers: Vec<Layer>,
+    norm: LayerNorm,
     vocab_rows: usize,
-    workspaces: Mutex<Vec<Workspace>>,
 }
 
-impl Encoder {
-    /// Loads the encoder from tensors named `{prefix}embeddings.…` and `{prefix}encoder.…`.
-    pub(crate) fn load(w: &Weights, prefix: &str, cfg: &DebertaConfig, dtype: WeightDtype) -> Result<Self> {
+impl Embeddings {
+    /// Reads `word_embeddings.weight` and `LayerNorm` of scope `w` (`…embeddings`).
+    fn load(w: &WeightScope, cfg: &DebertaConfig) -> Result<Self> {
         let h = cfg.hidden_size;
-        let ah = cfg.all_head_size();
-        let span = cfg.att_span();
-        let emb_name = format!("{prefix}embeddings.word_embeddings.weight");
-        let vocab_rows = match w.shape(&emb_name) {
+        let vocab_rows = match w.shape("word_embeddings.weight") {
             Some(s) if s.len() == 2 && s[1] == h => s[0],
             _ => 0,
         };
-        // The embedding table stays f32 whatever `dtype`: as a lookup table, memory-mapped, only
-        // the rows of tokens in use are ever read into memory.
-        let word_embeddings = Matrix::load(w, &emb_name, vocab_rows, h, WeightDtype::F32)?;
-        let embed_norm = LayerNorm::load(w, &format!("{prefix}embeddings.LayerNorm"), h)?;
-        let mut rel = w.get(&format!("{prefix}encoder.rel_embeddings.weight"), &[2 * span, h])?.to_vec();
-        if cfg.norm_rel_ebd {
-            let n = LayerNorm::load(w, &format!("{prefix}encoder.LayerNorm"), h)?;
-            layer_norm(&mut rel, &n.gamma, &n.beta, cfg.layer_norm_eps);
-        }
-        let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
-        for i in 0..cfg.num_hidden_layers {
-            let p = format!("{prefix}encoder.layer.{i}.");
-            let query = Linear::load(w, &format!("{p}attention.self.query_proj"), ah, h, dtype)?;
-            let key = Linear::load(w, &format!("{p}attention.self.key_proj"), ah, h, dtype)?;
-            let mut rel_query = vec![0.0; 2 * span * ah];
-            query.forward(&rel, 2 * span, &mut rel_query);
-            let rel_query = Matrix::from_f32(rel_query, dtype);
-            let mut rel_key = vec![0.0; 2 * span * ah];
-            key.forward(&rel, 2 * span, &mut rel_key);
-            let rel_key = Matrix::from_f32(rel_key, dtype);
-            layers.push(Layer {
-                value: Linear::load(w, &format!("{p}attention.self.value_proj"), ah, h, dtype)?,
-                attn_out: Linear::load(w, &format!("{p}attention.output.dense"), h, ah, dtype)?,
-                attn_norm: LayerNorm::load(w, &format!("{p}attention.output.LayerNorm"), h)?,
-                intermediate: Linear::load(w, &format!("{p}intermediate.dense"), cfg.intermediate_size, h, dtype)?,
-                output: Linear::load(w, &format!("{p}output.dense"), h, cfg.intermediate_size, dtype)?,
-                out_norm: LayerNorm::load(w, &format!("{p}output.LayerNorm"), h)?,
-                query,
-                key,
-                rel_query,
-                rel_key,
-            });
-        }
-        Ok(Encoder { cfg: cfg.clone(), word_embeddings, embed_norm, layers, vocab_rows, workspaces: Mutex::default() })
+        Ok(Embeddings {
+            word_embeddings: Matrix::load(w, "word_embeddings.weight", vocab_rows, h, WeightDtype::F32)?,
+            norm: LayerNorm::load(&w.at("LayerNorm"), h, cfg.layer_norm_eps)?,
+            vocab_rows,
+        })
     }
 
-    /// Bytes of the encoder's weights as stored (the rel-embedding table as its two projections).
-    pub(crate) fn weight_bytes(&self) -> u64 {
-        let norm = |n: &LayerNorm| 4 * (n.gamma.len() + n.beta.len()) as u64;
-        let layers: u64 = self
-            .layers
-            .iter()
-            .map(|l| {
-                let linears = [&l.query, &l.key, &l.value, &l.attn_out, &l.intermediate, &l.output];
-                linears.iter().map(|x| x.bytes()).sum::<u64>() + norm(&l.attn_norm) + norm(&l.out_norm)
-            })
-            .sum();
-        let rel: u64 = self.layers.iter().map(|l| l.rel_query.bytes() + l.rel_key.bytes()).sum();
-        self.word_embeddings.bytes() + norm(&self.embed_norm) + rel + layers
-    }
-
-    /// Rows of the word-embedding table: every token id must be below this.
-    pub(crate) fn vocab_rows(&self) -> usize {
-        self.vocab_rows
-    }
-
-    /// Runs the encoder and returns the final hidden states of the three requested rows of every
-    /// sequence: `[seqs × 3 × H]`. Token ids must be below [`Self::vocab_rows`].
-    pub(crate) fn forward(&self, batch: &Batch) -> Vec<f32> {
-        let h = self.cfg.hidden_size;
-        let total: usize = batch.seqs.iter().map(|s| s.len()).sum();
-        let max_len = batch.seqs.iter().map(|s| s.len()).max().unwrap_or(1);
-        let rel_index =
-            RelIndex::new(max_len, self.cfg.position_buckets, self.cfg.max_relative_positions, self.cfg.att_span());
-        let mut ws = self.workspaces.lock().expect("workspace pool").pop().unwrap_or_default();
-
-        // Embeddings: word vectors, LayerNorm (the attention mask is all ones: no padding).
-        ensure(&mut ws.x, total * h);
-        for (row, &id) in ws.x.chunks_exact_mut(h).zip(batch.seqs.iter().flat_map(|s| s.iter())) {
+    /// The embedded rows of every sequence, concatenated, into `x` (`[rows × H]`).
+    fn forward(&self, seqs: &[&[u32]], x: &mut [f32]) {
+        let _span = tracing::trace_span!("embeddings").entered();
+        let h = self.norm.gamma.len();
+        for (row, &id) in x.chunks_exact_mut(h).zip(seqs.iter().flat_map(|s| s.iter())) {
             self.word_embeddings.row_into(id as usize, row);
         }
-        layer_norm(&mut ws.x[..total * h], &self.embed_norm.gamma, &self.embed_norm.beta, self.cfg.layer_norm_eps);
-
-        let (last, rest) = self.layers.split_last().expect("at least one layer");
-        for layer in rest {
-            self.layer_forward(layer, &mut ws, batch.seqs, Queries::All, &rel_index);
-        }
-        self.layer_forward(last, &mut ws, batch.seqs, Queries::Rows(batch.outputs), &rel_index);
-        let out = ws.x[..batch.seqs.len() * 3 * h].to_vec();
-        self.workspaces.lock().expect("workspace pool").push(ws);
-        out
+        self.norm.forward(x);
     }
 
-    /// One block. On return `ws.x` holds the new states of the query rows only, in order.
-    fn layer_forward(
-        &self,
-        layer: &Layer,
-        ws: &mut Workspace,
-        seqs: &[&[u32]],
-        queries: Queries,
-        rel_index: &RelIndex,
-    ) {
-        let cfg = &self.cfg;
+    fn bytes(&self) -> u64 {
+        self.word_embeddings.bytes() + self.norm.bytes()
+    }
+}
+
+/// The rel-embedding table `[2·span, H]` of scope `w` (`…encoder`), layer-normalised when the
+/// model says so: what every layer's query and key projections see as relative positions.
+fn rel_embeddings(w: &WeightScope, cfg: &DebertaConfig) -> Result<Vec<f32>> {
+    let h = cfg.hidden_size;
+    let mut rel = w.get("rel_embeddings.weight", &[2 * cfg.att_span(), h])?.to_vec();
+    if cfg.norm_rel_ebd {
+        LayerNorm::load(&w.at("LayerNorm"), h, cfg.layer_norm_eps)?.forward(&mut rel);
+    }
+    Ok(rel)
+}
+
+/// One encoder block: disentangled self-attention, then the feed-forward block, each closed by a
+/// residual LayerNorm.
+struct Layer {
+    /// Position in the stack (for the tracing spans).
+    index: usize,
+    query: Linear,
+    key: Linear,
+    value: Linear,
+    /// The rel-embedding table through `query` (bias included): `[2·span, H]`.
+    rel_query: Matrix,
+    /// The rel-embedding table through `key` (bias included): `[2·span, H]`.
+    rel_key: Matrix,
+    attn_out: Linear,
+    attn_norm: LayerNorm,
+    intermediate: Linear,
+    output: Linear,
+    out_norm: LayerNorm,
+    heads: usize,
+    head_size: usize,
+    pos_att: PosAttType,
+}
+
+impl Layer {
+    /// Reads layer `index` from scope `w` (`…encoder.layer.{index}`) and projects the rel table
+    /// `rel` through its query and key weights (exactly, in f32, whatever the precision).
+    fn load(w: &WeightScope, index: usize, cfg: &DebertaConfig, rel: &[f32], numerics: &Numerics) -> Result<Self> {
         let (h, ah, f) = (cfg.hidden_size, cfg.all_head_size(), cfg.intermediate_size);
-        let (heads, d) = (cfg.num_attention_heads, cfg.attention_head_size);
-        let total: usize = seqs.iter().map(|s| s.len()).sum();
-        let offsets: Vec<usize> = prefix_sums(seqs.iter().map(|s| s.len()));
-        let all_positions: Vec<Vec<usize>> = match queries {
-            Queries::All => seqs.iter().map(|s| (0..s.len()).collect()).collect(),
-            Queries::Rows(rows) => rows.iter().map(|r| r.to_vec()).collect(),
+        let eps = cfg.layer_norm_eps;
+        let (attention, output) = (w.at("attention.self"), w.at("attention.output"));
+        let table = |name: &str| -> Result<Matrix> {
+            let projected = Linear::exact_forward(&attention.at(name), ah, h, rel)?;
+            Ok(Matrix::from_f32(projected, numerics.table_dtype()))
         };
-        let n_q: usize = all_positions.iter().map(Vec::len).sum();
-        let q_offsets = prefix_sums(all_positions.iter().map(Vec::len));
+        Ok(Layer {
+            index,
+            rel_query: table("query_proj")?,
+            rel_key: table("key_proj")?,
+            query: Linear::load(&attention.at("query_proj"), ah, h, numerics)?,
+            key: Linear::load(&attention.at("key_proj"), ah, h, numerics)?,
+            value: Linear::load(&attention.at("value_proj"), ah, h, numerics)?,
+            attn_out: Linear::load(&output.at("dense"), h, ah, numerics)?,
+            attn_norm: LayerNorm::load(&output.at("LayerNorm"), h, eps)?,
+            intermediate: Linear::load(&w.at("intermediate.dense"), f, h, numerics)?,
+            output: Linear::load(&w.at("output.dense"), h, f, numerics)?,
+            out_norm: LayerNorm::load(&w.at("output.LayerNorm"), h, eps)?,
+            heads: cfg.num_attention_heads,
+            head_size: cfg.attention_head_size,
+            pos_att: cfg.pos_att_type,
+        })
+    }
+
+    /// Bytes of the layer's weights (the rel table as its two projections).
+    fn bytes(&self) -> u64 {
+        let linears = [&self.query, &self.key, &self.value, &self.attn_out, &self.intermediate, &self.output];
+        linears.iter().map(|l| l.bytes()).sum::<u64>()
+            + self.rel_query.bytes()
+            + self.rel_key.bytes()
+            + self.attn_norm.bytes()
+            + self.out_norm.bytes()
+    }
+
+    /// The block on the hidden states `ws.x`; on return `ws.x` holds the new states of the query
+    /// rows only, in order.
+    fn forward(&self, ws: &mut Workspace, rows: &Rows, rel_index: &RelIndex) {
+        let _span = tracing::trace_span!("layer", index = self.index).entered();
+        self.attention(ws, rows, rel_index);
+        self.feed_forward(ws, rows.n_q);
+    }
+
+    /// Self-attention of the query rows over all rows of their sequence, output projection,
+    /// residual and LayerNorm: `ws.x` → `ws.attn` (`[queries × H]`).
+    fn attention(&self, ws: &mut Workspace, rows: &Rows, rel_index: &RelIndex) {
+        let _span = tracing::trace_span!("attention", layer = self.index).entered();
+        let (heads, d) = (self.heads, self.head_size);
+        let ah = heads * d;
+        let h = self.attn_norm.gamma.len();
+        let (total, n_q) = (rows.total, rows.n_q);
         for buf in [&mut ws.q, &mut ws.ctx] {
             ensure(buf, n_q * ah);
         }
@@ -257,72 +233,127 @@ impl Encoder {
             ensure(buf, total * ah);
         }
         ensure(&mut ws.attn, n_q * h);
-        ensure(&mut ws.inter, n_q * f);
 
         // Projections. The queries (and the block's residual) are all rows, or the gathered ones.
-        let all = matches!(queries, Queries::All);
-        if !all {
+        if !rows.all {
             ensure(&mut ws.xq, n_q * h);
-            let rows = all_positions.iter().zip(&offsets).flat_map(|(ps, &o)| ps.iter().map(move |&p| o + p));
-            for (dst, r) in ws.xq.chunks_exact_mut(h).zip(rows) {
+            let at = rows.positions.iter().zip(&rows.offsets).flat_map(|(ps, &o)| ps.iter().map(move |&p| o + p));
+            for (dst, r) in ws.xq.chunks_exact_mut(h).zip(at) {
                 dst.copy_from_slice(&ws.x[r * h..(r + 1) * h]);
             }
         }
-        let xq: &[f32] = if all { &ws.x } else { &ws.xq };
-        layer.query.forward(xq, n_q, &mut ws.q);
-        layer.key.forward(&ws.x, total, &mut ws.k);
-        layer.value.forward(&ws.x, total, &mut ws.v);
+        let xq: &[f32] = if rows.all { &ws.x } else { &ws.xq };
+        self.query.forward(xq, n_q, &mut ws.q);
+        self.key.forward(&ws.x, total, &mut ws.k);
+        self.value.forward(&ws.x, total, &mut ws.v);
 
         // Attention per (sequence, head), each writing its own block of `ctx`.
-        let rel_query = layer.rel_query.as_f32(&mut ws.rel_q);
-        let rel_key = layer.rel_key.as_f32(&mut ws.rel_k);
+        let rel_query = self.rel_query.as_f32(&mut ws.rel_q);
+        let rel_key = self.rel_key.as_f32(&mut ws.rel_k);
         let ctx = SharedRows { ptr: ws.ctx.as_mut_ptr(), len: n_q * ah };
         let (q, k, v) = (&ws.q, &ws.k, &ws.v);
-        (0..seqs.len() * heads).into_par_iter().for_each(|task| {
+        (0..rows.seqs.len() * heads).into_par_iter().for_each(|task| {
             let (s, hd) = (task / heads, task % heads);
             let att = HeadAttention {
-                q: &q[q_offsets[s] * ah + hd * d..],
-                k: &k[offsets[s] * ah + hd * d..],
-                v: &v[offsets[s] * ah + hd * d..],
+                q: &q[rows.q_offsets[s] * ah + hd * d..],
+                k: &k[rows.offsets[s] * ah + hd * d..],
+                v: &v[rows.offsets[s] * ah + hd * d..],
                 rel_q: &rel_query[hd * d..],
                 rel_k: &rel_key[hd * d..],
                 stride: ah,
                 d,
-                len: seqs[s].len(),
-                pos_att: cfg.pos_att_type,
+                len: rows.seqs[s].len(),
+                pos_att: self.pos_att,
             };
-            let first = q_offsets[s] * ah + hd * d;
-            let rows = all_positions[s].len();
-            assert!(rows == 0 || first + (rows - 1) * ah + d <= ctx.len, "context block in bounds");
+            let first = rows.q_offsets[s] * ah + hd * d;
+            let n = rows.positions[s].len();
+            assert!(n == 0 || first + (n - 1) * ah + d <= ctx.len, "context block in bounds");
             // SAFETY: task (s, hd) writes rows q_offsets[s].. of columns hd·d..(hd+1)·d only: the
             // blocks of different tasks are disjoint, and `ws.ctx` is not otherwise touched until
             // every task has finished (end of `for_each`).
-            unsafe { att.run(&all_positions[s], rel_index, ctx.at(first), ah) };
+            unsafe { att.run(&rows.positions[s], rel_index, ctx.at(first), ah) };
         });
 
-        // Output projection, residual, LayerNorm; FFN, residual, LayerNorm.
-        let eps = cfg.layer_norm_eps;
-        let residual: &[f32] = if all { &ws.x } else { &ws.xq };
-        layer.attn_out.product(&ws.ctx, n_q, &mut ws.attn);
-        bias_residual_layer_norm(
-            &mut ws.attn[..n_q * h],
-            &layer.attn_out.bias,
-            &residual[..n_q * h],
-            &layer.attn_norm.gamma,
-            &layer.attn_norm.beta,
-            eps,
-        );
-        layer.intermediate.product(&ws.attn, n_q, &mut ws.inter);
-        bias_gelu(&mut ws.inter[..n_q * f], &layer.intermediate.bias);
-        layer.output.product(&ws.inter, n_q, &mut ws.x);
-        bias_residual_layer_norm(
-            &mut ws.x[..n_q * h],
-            &layer.output.bias,
-            &ws.attn[..n_q * h],
-            &layer.out_norm.gamma,
-            &layer.out_norm.beta,
-            eps,
-        );
+        // Output projection, residual, LayerNorm.
+        let residual: &[f32] = if rows.all { &ws.x } else { &ws.xq };
+        self.attn_out.product(&ws.ctx, n_q, &mut ws.attn);
+        let norm = &self.attn_norm;
+        let attn = &mut ws.attn[..n_q * h];
+        bias_residual_layer_norm(attn, &self.attn_out.bias, &residual[..n_q * h], &norm.gamma, &norm.beta, norm.eps);
+    }
+
+    /// The feed-forward block on the attention output of `n_q` rows, residual and LayerNorm:
+    /// `ws.attn` → `ws.x`.
+    fn feed_forward(&self, ws: &mut Workspace, n_q: usize) {
+        let _span = tracing::trace_span!("feed_forward", layer = self.index).entered();
+        let h = self.out_norm.gamma.len();
+        let f = self.intermediate.n_out();
+        ensure(&mut ws.inter, n_q * f);
+        self.intermediate.product(&ws.attn, n_q, &mut ws.inter);
+        bias_gelu(&mut ws.inter[..n_q * f], &self.intermediate.bias);
+        self.output.product(&ws.inter, n_q, &mut ws.x);
+        let norm = &self.out_norm;
+        let x = &mut ws.x[..n_q * h];
+        bias_residual_layer_norm(x, &self.output.bias, &ws.attn[..n_q * h], &norm.gamma, &norm.beta, norm.eps);
+    }
+}
+
+/// The DeBERTa-v2 encoder.
+pub(crate) struct Encoder {
+    cfg: DebertaConfig,
+    embeddings: Embeddings,
+    layers: Vec<Layer>,
+    workspaces: Mutex<Vec<Workspace>>,
+}
+
+impl Encoder {
+    /// Loads the encoder from scope `w` (the backbone: tensors `embeddings.…` and `encoder.…`).
+    pub(crate) fn load(w: &WeightScope, cfg: &DebertaConfig, numerics: &Numerics) -> Result<Self> {
+        let embeddings = Embeddings::load(&w.at("embeddings"), cfg)?;
+        let encoder = w.at("encoder");
+        let rel = rel_embeddings(&encoder, cfg)?;
+        let layers = (0..cfg.num_hidden_layers)
+            .map(|i| Layer::load(&encoder.at("layer").at(i), i, cfg, &rel, numerics))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Encoder { cfg: cfg.clone(), embeddings, layers, workspaces: Mutex::default() })
+    }
+
+    /// Bytes of the encoder's weights as stored (the rel-embedding table as its two projections).
+    pub(crate) fn weight_bytes(&self) -> u64 {
+        self.embeddings.bytes() + self.layers.iter().map(Layer::bytes).sum::<u64>()
+    }
+
+    /// The kernel of the linear layers' products.
+    pub(crate) fn linear_kernel(&self) -> &'static str {
+        self.layers[0].query.kernel()
+    }
+
+    /// Rows of the word-embedding table: every token id must be below this.
+    pub(crate) fn vocab_rows(&self) -> usize {
+        self.embeddings.vocab_rows
+    }
+
+    /// Runs the encoder and returns the final hidden states of the three requested rows of every
+    /// sequence: `[seqs × 3 × H]`. Token ids must be below [`Self::vocab_rows`].
+    pub(crate) fn forward(&self, batch: &Batch) -> Vec<f32> {
+        let _span = tracing::trace_span!("encoder", seqs = batch.seqs.len()).entered();
+        let h = self.cfg.hidden_size;
+        let all = Rows::all(batch.seqs);
+        let max_len = batch.seqs.iter().map(|s| s.len()).max().unwrap_or(1);
+        let rel_index =
+            RelIndex::new(max_len, self.cfg.position_buckets, self.cfg.max_relative_positions, self.cfg.att_span());
+        let mut ws = self.workspaces.lock().expect("workspace pool").pop().unwrap_or_default();
+
+        ensure(&mut ws.x, all.total * h);
+        self.embeddings.forward(batch.seqs, &mut ws.x[..all.total * h]);
+        let (last, rest) = self.layers.split_last().expect("at least one layer");
+        for layer in rest {
+            layer.forward(&mut ws, &all, &rel_index);
+        }
+        last.forward(&mut ws, &Rows::only(batch.seqs, batch.outputs), &rel_index);
+        let out = ws.x[..batch.seqs.len() * 3 * h].to_vec();
+        self.workspaces.lock().expect("workspace pool").push(ws);
+        out
     }
 }
 
@@ -350,5 +381,5 @@ impl SharedRows {
     }
 }
 
-// SAFETY: the tasks sharing it write disjoint blocks (see `layer_forward`).
+// SAFETY: the tasks sharing it write disjoint blocks (see `Layer::attention`).
 unsafe impl Sync for SharedRows {}

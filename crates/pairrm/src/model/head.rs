@@ -1,10 +1,11 @@
 //! PairRM's head: `f(x) = W2 · tanh(W1 · x + b1) + b2` on `[h_source; h_candidate]`, and the
 //! pair logit `mean over tasks of f([s; left]) − f([s; right])`.
 
-use crate::checkpoint::{Tensor, Weights};
+use crate::checkpoint::{Tensor, Weights, HEAD_HIDDEN_BIAS, HEAD_HIDDEN_WEIGHT, HEAD_OUT_BIAS, HEAD_OUT_WEIGHT};
 use crate::error::Result;
 
-/// The head's two linear layers (`head_layer.1` and `head_layer.4` in the checkpoints).
+/// The head's two linear layers (tensor names: [`crate::checkpoint::HEAD_HIDDEN_WEIGHT`] and its
+/// neighbours).
 pub(crate) struct Head {
     w1: Tensor,
     b1: Tensor,
@@ -17,10 +18,10 @@ pub(crate) struct Head {
 impl Head {
     pub(crate) fn load(w: &Weights, hidden: usize, n_tasks: usize) -> Result<Self> {
         Ok(Head {
-            w1: w.get("head_layer.1.weight", &[hidden, 2 * hidden])?,
-            b1: w.get("head_layer.1.bias", &[hidden])?,
-            w2: w.get("head_layer.4.weight", &[n_tasks, hidden])?,
-            b2: w.get("head_layer.4.bias", &[n_tasks])?,
+            w1: w.get(HEAD_HIDDEN_WEIGHT, &[hidden, 2 * hidden])?,
+            b1: w.get(HEAD_HIDDEN_BIAS, &[hidden])?,
+            w2: w.get(HEAD_OUT_WEIGHT, &[n_tasks, hidden])?,
+            b2: w.get(HEAD_OUT_BIAS, &[n_tasks])?,
             hidden,
             n_tasks,
         })

@@ -9,8 +9,7 @@ use rayon::prelude::*;
 use std::cell::RefCell;
 
 use super::gemm::{linear, linear_into, Threads};
-use crate::checkpoint::Tensor;
-use crate::checkpoint::Weights;
+use crate::checkpoint::{Tensor, WeightScope};
 use crate::error::{Error, Result};
 
 /// How weight matrices are stored in memory.
@@ -96,8 +95,8 @@ impl HalfData {
 }
 
 impl Matrix {
-    /// Reads tensor `name` of shape `[rows, cols]` and stores it as `dtype`.
-    pub(crate) fn load(w: &Weights, name: &str, rows: usize, cols: usize, dtype: WeightDtype) -> Result<Self> {
+    /// Reads tensor `name` of scope `w`, of shape `[rows, cols]`, and stores it as `dtype`.
+    pub(crate) fn load(w: &WeightScope, name: &str, rows: usize, cols: usize, dtype: WeightDtype) -> Result<Self> {
         let t = w.get(name, &[rows, cols])?;
         let half = match dtype {
             WeightDtype::F32 => return Ok(Matrix::F32(t)),
@@ -105,7 +104,7 @@ impl Matrix {
                 if let Some(v) = t.iter().find(|v| v.abs() > f16::MAX.to_f32()) {
                     return Err(Error::invalid_input(
                         "dtype",
-                        format!("tensor `{name}` holds {v}, beyond the f16 range: use bf16 or f32"),
+                        format!("tensor `{}` holds {v}, beyond the f16 range: use bf16 or f32", w.name(name)),
                     ));
                 }
                 let mut v = vec![f16::ZERO; t.len()];
@@ -153,6 +152,15 @@ impl Matrix {
                 h.widen(0, buf);
                 buf
             }
+        }
+    }
+
+    /// The kernel of [`Matrix::product`], as reports show it.
+    pub(crate) fn kernel(&self) -> &'static str {
+        match self {
+            Matrix::F32(_) | Matrix::Owned(_) => "f32-gemm",
+            Matrix::Half(HalfData::F16(_)) => "f32-gemm-f16-weights",
+            Matrix::Half(HalfData::Bf16(_)) => "f32-gemm-bf16-weights",
         }
     }
 

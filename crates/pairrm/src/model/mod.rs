@@ -2,48 +2,81 @@
 
 mod attention;
 mod deberta;
+mod flops;
 mod gemm;
 mod head;
-#[cfg_attr(not(test), allow(dead_code, unused_imports))] // used by the linear layers once the precision seam lands
-mod kernels;
+pub mod kernels;
+mod linear;
 mod matrix;
 mod ops;
 pub mod position;
+mod precision;
 mod vmath;
 
-use crate::checkpoint::Checkpoint;
+use crate::checkpoint::{Checkpoint, BACKBONE};
 use crate::config::DebertaConfig;
 use crate::error::{Error, Result};
 use crate::input::PairInput;
 
 use deberta::{Batch, Encoder};
+use head::Head;
+pub use kernels::KernelLevel;
+use linear::Numerics;
+pub use linear::{LinearProduct, ModelOptions};
 pub use matrix::WeightDtype;
+pub use precision::Precision;
 
 /// `c[m×n] = a[m×k] · bᵀ` with `b` `[n×k]` row-major, on the current rayon pool: the product the
-/// linear layers use (for measuring this machine's GEMM rate).
+/// exact tier's linear layers use (for measuring this machine's GEMM rate).
 pub fn linear_product(m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
     gemm::linear(m, n, k, a, b, c, gemm::Threads::Pool);
 }
-use head::Head;
 
-/// Weight-name prefix of the backbone in both checkpoint layouts.
-const BACKBONE_PREFIX: &str = "pretrained_model.";
+/// The kernels a loaded model runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Kernels {
+    /// The linear layers' products (e.g. `f32-gemm`, `bf16-avx512-bf16`).
+    pub linear: &'static str,
+    /// The attention products (scores, relative terms, context).
+    pub attention: &'static str,
+    /// The instruction-set level the kernels were capped at (what the CPU supports, or lower
+    /// where `PAIRRM_KERNELS` or the options say so).
+    pub level: KernelLevel,
+}
 
-/// A loaded PairRM model, computing in f32.
+impl std::fmt::Display for Kernels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "linear {}, attention {} (level {})", self.linear, self.attention, self.level)
+    }
+}
+
+/// A loaded PairRM model.
 pub struct PairRm {
     encoder: Encoder,
     head: Head,
     config: DebertaConfig,
+    numerics: Numerics,
 }
 
 impl PairRm {
-    /// Builds the model from a checkpoint's weights, stored as `dtype`; the input-independent
-    /// rel-embedding projections are computed here, once.
-    pub fn load(checkpoint: &Checkpoint, dtype: WeightDtype) -> Result<Self> {
+    /// Builds the model from a checkpoint's weights, held and multiplied as `options` say; the
+    /// input-independent rel-embedding projections are computed here, once.
+    pub fn load(checkpoint: &Checkpoint, options: &ModelOptions) -> Result<Self> {
+        let numerics = Numerics::new(options)?;
         let cfg = &checkpoint.deberta;
-        let encoder = Encoder::load(&checkpoint.weights, BACKBONE_PREFIX, cfg, dtype)?;
+        let encoder = Encoder::load(&checkpoint.weights.at(BACKBONE), cfg, &numerics)?;
         let head = Head::load(&checkpoint.weights, cfg.hidden_size, checkpoint.pairrm.n_tasks)?;
-        Ok(PairRm { encoder, head, config: cfg.clone() })
+        Ok(PairRm { encoder, head, config: cfg.clone(), numerics })
+    }
+
+    /// The arithmetic tier of the linear layers.
+    pub fn precision(&self) -> Precision {
+        self.numerics.precision
+    }
+
+    /// The kernels this model runs.
+    pub fn kernels(&self) -> Kernels {
+        Kernels { linear: self.encoder.linear_kernel(), attention: "f32-gemm", level: self.numerics.level }
     }
 
     /// The backbone configuration.
@@ -64,57 +97,21 @@ impl PairRm {
 
     /// Number of parameters of the checkpoint (encoder and head).
     pub fn parameters(&self) -> u64 {
-        let c = &self.config;
-        let (h, a, f) = (c.hidden_size as u64, c.all_head_size() as u64, c.intermediate_size as u64);
-        let layer = 3 * (h * a + a) + (a * h + h) + (h * f + f) + (f * h + h) + 4 * h;
-        let embeddings = self.vocab_rows() as u64 * h + 2 * h;
-        let rel = 2 * c.att_span() as u64 * h + if c.norm_rel_ebd { 2 * h } else { 0 };
-        let head = 2 * h * h + h + self.head.n_tasks() as u64 * (h + 1);
-        embeddings + rel + c.num_hidden_layers as u64 * layer + head
+        flops::parameters(&self.config, self.vocab_rows(), self.head.n_tasks())
     }
 
     /// FLOPs of one pass of `len` tokens as a straightforward implementation computes it (every
     /// row in every layer; the full `2·span` rel window), without the input-independent
     /// rel-embedding projections. A multiply-add counts 2.
     pub fn nominal_flop(&self, len: usize) -> f64 {
-        let c = &self.config;
-        let rel = (2 * c.att_span()) as f64;
-        c.num_hidden_layers as f64 * self.layer_flop(len as f64, len as f64, rel) + self.head_flop()
+        flops::nominal(&self.config, len)
     }
 
     /// FLOPs this engine executes for one pass of `len` tokens: in the last layer only the three
     /// marker rows go past the key and value projections, and the rel window is clipped to the
     /// distances that occur.
     pub fn executed_flop(&self, len: usize) -> f64 {
-        let c = &self.config;
-        let index = position::RelIndex::new(len.max(1), c.position_buckets, c.max_relative_positions, c.att_span());
-        let window = (index.index(len.max(1) - 1, 0) - index.index(0, len.max(1) - 1) + 1) as f64;
-        let l = len as f64;
-        (c.num_hidden_layers - 1) as f64 * self.layer_flop(l, l, window)
-            + self.layer_flop(3.0, l, window)
-            + self.head_flop()
-    }
-
-    /// FLOPs of one layer with `q` query rows over `l` rows and a rel window of `w` rows.
-    fn layer_flop(&self, q: f64, l: f64, w: f64) -> f64 {
-        let c = &self.config;
-        let (h, a, f) = (c.hidden_size as f64, c.all_head_size() as f64, c.intermediate_size as f64);
-        let projections = 2.0 * (q * h * a + 2.0 * l * h * a + q * a * h); // Q, K, V, output
-        let ffn = 2.0 * 2.0 * q * h * f;
-        let attention = 2.0 * 2.0 * q * l * a; // Q·Kᵀ and P·V
-        let mut rel = 0.0;
-        if c.pos_att_type.c2p {
-            rel += 2.0 * q * w * a;
-        }
-        if c.pos_att_type.p2c {
-            rel += 2.0 * l * w * a;
-        }
-        projections + ffn + attention + rel
-    }
-
-    fn head_flop(&self) -> f64 {
-        let h = self.config.hidden_size as f64;
-        2.0 * 2.0 * (2.0 * h * h + h)
+        flops::executed(&self.config, len)
     }
 
     /// `logit(left, right)` of every input. Each result depends only on its own input, never on

@@ -39,9 +39,9 @@ mod tests;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
-use std::sync::OnceLock;
-
 pub(crate) use pack::PackedInt8;
+
+use super::KernelLevel;
 
 /// Output columns per weight panel.
 const PANEL: usize = 16;
@@ -103,14 +103,15 @@ impl Level {
         }
     }
 
-    /// The fastest level this CPU supports (detected once).
-    pub(crate) fn best() -> Level {
-        static BEST: OnceLock<Level> = OnceLock::new();
-        *BEST.get_or_init(|| {
-            [Level::Avx512Vnni, Level::AvxVnni, Level::Avx2]
-                .into_iter()
-                .find(|l| l.is_supported())
-                .unwrap_or(Level::Scalar)
-        })
+    /// The fastest level at or below the cap `cap` that this CPU supports: AVX-512 VNNI under
+    /// `avx512`; AVX-VNNI (a 256-bit extension of AVX2 CPUs) or else AVX2 under `avx2` and above;
+    /// the portable kernel under `scalar`.
+    pub(crate) fn for_cap(cap: KernelLevel) -> Level {
+        let allowed: &[Level] = match cap {
+            KernelLevel::Avx512 => &[Level::Avx512Vnni, Level::AvxVnni, Level::Avx2],
+            KernelLevel::Avx2 => &[Level::AvxVnni, Level::Avx2],
+            KernelLevel::Scalar => &[],
+        };
+        allowed.iter().copied().find(|l| l.is_supported()).unwrap_or(Level::Scalar)
     }
 }

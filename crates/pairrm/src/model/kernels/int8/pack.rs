@@ -6,6 +6,7 @@ use rayon::prelude::*;
 
 use super::{Level, GROUP, PANEL};
 use crate::error::{Error, Result};
+use crate::model::kernels::{KernelLevel, PackedWeight};
 
 /// Bytes of one group: four inputs of each of a panel's 16 columns.
 pub(super) const GROUP_BYTES: usize = PANEL * GROUP;
@@ -160,11 +161,6 @@ impl PackedInt8 {
         self.k
     }
 
-    /// Bytes held.
-    pub(crate) fn bytes(&self) -> u64 {
-        (self.data.len() * GROUP_BYTES + 4 * (self.scales.len() + self.offsets.len() + self.sums.len())) as u64
-    }
-
     /// Panels of 16 columns.
     pub(super) fn panels(&self) -> usize {
         self.n.div_ceil(PANEL)
@@ -176,18 +172,7 @@ impl PackedInt8 {
         self.data[(c / PANEL) * self.groups + i / GROUP].0[(c % PANEL) * GROUP + i % GROUP]
     }
 
-    /// The name of the kernels products run with.
-    pub(crate) fn kernel(&self) -> &'static str {
-        self.level.name()
-    }
-
-    /// `out[m × n] = x[m × k] · Wᵀ` (no bias) on the current rayon pool. Row `r` of `out`
-    /// depends only on row `r` of `x`.
-    pub(crate) fn product(&self, m: usize, x: &[f32], out: &mut [f32]) {
-        self.product_with(self.level, m, x, out);
-    }
-
-    /// [`product`](Self::product) with the kernels of `level`, which this CPU must support (the
+    /// [`PackedWeight::product`] with the kernels of `level`, which this CPU must support (the
     /// packed layout is the same for every level).
     pub(super) fn product_with(&self, level: Level, m: usize, x: &[f32], out: &mut [f32]) {
         assert_eq!(x.len(), m * self.k, "int8 product: input size");
@@ -211,6 +196,24 @@ thread_local! {
     /// The activation buffer of this thread's last product, kept for the next one: a product
     /// that allocated it afresh would spend a tenth of its time faulting in and zeroing pages.
     static SPARE_WORDS: Cell<Vec<u32>> = const { Cell::new(Vec::new()) };
+}
+
+impl PackedWeight for PackedInt8 {
+    fn pack(name: &str, w: &[f32], n_out: usize, n_in: usize, level: KernelLevel) -> Result<Self> {
+        PackedInt8::new(name, w, n_out, n_in, Level::for_cap(level))
+    }
+
+    fn product(&self, rows: usize, x: &[f32], out: &mut [f32]) {
+        self.product_with(self.level, rows, x, out);
+    }
+
+    fn bytes(&self) -> u64 {
+        (self.data.len() * GROUP_BYTES + 4 * (self.scales.len() + self.offsets.len() + self.sums.len())) as u64
+    }
+
+    fn kernel(&self) -> &'static str {
+        self.level.name()
+    }
 }
 
 /// Activation rows quantized and packed for one kernel: tiles of `mr` rows, and in each tile, for

@@ -1,4 +1,5 @@
 use super::*;
+use crate::model::kernels::PackedWeight;
 
 /// A deterministic value in [-1, 1).
 fn lcg(seed: &mut u64) -> f32 {
@@ -87,7 +88,7 @@ fn every_level_matches_the_definition_bit_for_bit() {
         let x: Vec<f32> =
             matrix(&mut s, m * k, 1.0).iter().enumerate().map(|(i, v)| v + [0.0, 0.7, -2.0][i / k % 3]).collect();
         let w = matrix(&mut s, n * k, 0.05);
-        let packed = PackedInt8::new("w", &w, n, k, Level::best()).unwrap();
+        let packed = PackedInt8::new("w", &w, n, k, Level::for_cap(KernelLevel::detected())).unwrap();
         let want = reference(m, n, k, &x, &w);
         for &level in &levels {
             let mut out = vec![f32::NAN; m * n];
@@ -102,7 +103,7 @@ fn weights_are_packed_as_quantized() {
     let mut s = 3;
     let (n, k) = (19, 10);
     let w = matrix(&mut s, n * k, 0.1);
-    let packed = PackedInt8::new("w", &w, n, k, Level::best()).unwrap();
+    let packed = PackedInt8::new("w", &w, n, k, Level::for_cap(KernelLevel::detected())).unwrap();
     for c in 0..n {
         let (q, scale) = quantized(&w[c * k..(c + 1) * k]);
         assert_eq!(packed.scales[c], scale);
@@ -125,7 +126,7 @@ fn rows_do_not_depend_on_the_batch_or_the_threads() {
     let (big, n, k) = (150, 100, 333);
     let x = matrix(&mut s, big * k, 1.0);
     let w = matrix(&mut s, n * k, 0.05);
-    let packed = PackedInt8::new("w", &w, n, k, Level::best()).unwrap();
+    let packed = PackedInt8::new("w", &w, n, k, Level::for_cap(KernelLevel::detected())).unwrap();
     for level in supported() {
         let mut full = vec![0.0; big * n];
         packed.product_with(level, big, &x, &mut full);
@@ -147,7 +148,7 @@ fn rows_do_not_depend_on_the_batch_or_the_threads() {
 
 /// Relative (Frobenius) error of the int8 product of `x` against the exact one.
 fn relative_error(m: usize, n: usize, k: usize, x: &[f32], w: &[f32]) -> f64 {
-    let packed = PackedInt8::new("w", w, n, k, Level::best()).unwrap();
+    let packed = PackedInt8::new("w", w, n, k, Level::for_cap(KernelLevel::detected())).unwrap();
     let mut out = vec![0.0; m * n];
     packed.product(m, x, &mut out);
     let (mut err, mut norm) = (0.0f64, 0.0f64);
@@ -185,7 +186,7 @@ fn constant_rows() {
     let (n, k) = (5, 12);
     let mut s = 4;
     let w = matrix(&mut s, n * k, 0.1);
-    let packed = PackedInt8::new("w", &w, n, k, Level::best()).unwrap();
+    let packed = PackedInt8::new("w", &w, n, k, Level::for_cap(KernelLevel::detected())).unwrap();
     let x = [vec![0.25f32; k], vec![-3.0; k]].concat();
     for level in supported() {
         let mut out = vec![0.0; 2 * n];
@@ -202,7 +203,7 @@ fn zero_and_non_finite_rows() {
     let (n, k) = (20, 9);
     let mut s = 1;
     let w = matrix(&mut s, n * k, 0.1);
-    let packed = PackedInt8::new("w", &w, n, k, Level::best()).unwrap();
+    let packed = PackedInt8::new("w", &w, n, k, Level::for_cap(KernelLevel::detected())).unwrap();
     let mut x = matrix(&mut s, 4 * k, 1.0);
     x[..k].fill(0.0);
     x[2 * k + 3] = f32::NAN;
@@ -227,17 +228,23 @@ fn kernel_names() {
     for level in supported() {
         assert_eq!(PackedInt8::new("w", &w, 2, 4, level).unwrap().kernel(), level.name());
     }
-    assert!(Level::best().is_supported() && Level::Scalar.is_supported());
+    assert_eq!(Level::for_cap(KernelLevel::Scalar), Level::Scalar);
+    for cap in [KernelLevel::Scalar, KernelLevel::Avx2, KernelLevel::Avx512] {
+        let level = Level::for_cap(cap);
+        assert!(level.is_supported());
+        let packed = PackedInt8::pack("w", &w, 2, 4, cap).unwrap();
+        assert_eq!(packed.kernel(), level.name());
+    }
 }
 
 #[test]
 fn empty_shapes() {
-    let packed = PackedInt8::new("w", &[], 0, 5, Level::best()).unwrap();
+    let packed = PackedInt8::new("w", &[], 0, 5, Level::for_cap(KernelLevel::detected())).unwrap();
     packed.product(3, &[0.5; 15], &mut []);
-    let packed = PackedInt8::new("w", &[], 4, 0, Level::best()).unwrap();
+    let packed = PackedInt8::new("w", &[], 4, 0, Level::for_cap(KernelLevel::detected())).unwrap();
     let mut out = vec![1.0; 8];
     packed.product(2, &[], &mut out);
     assert_eq!(out, vec![0.0; 8]);
-    let packed = PackedInt8::new("w", &[1.0; 6], 2, 3, Level::best()).unwrap();
+    let packed = PackedInt8::new("w", &[1.0; 6], 2, 3, Level::for_cap(KernelLevel::detected())).unwrap();
     packed.product(0, &[], &mut []);
 }
