@@ -3,6 +3,7 @@
 
 use super::gemm::{linear, Threads};
 use super::kernels::bf16::{Kernel, PackedBf16};
+use super::kernels::int8::PackedInt8;
 use super::kernels::{KernelLevel, PackedWeight};
 use super::matrix::{Matrix, WeightDtype};
 use super::ops::{add_bias, layer_norm};
@@ -63,6 +64,8 @@ pub(crate) enum Weight {
     Exact(Matrix),
     /// bf16 packed for the bf16 kernels.
     Bf16(PackedBf16),
+    /// int8 per output channel, packed for the int8 kernels.
+    Int8(PackedInt8),
 }
 
 impl Weight {
@@ -72,7 +75,7 @@ impl Weight {
         match numerics.precision {
             Precision::F32 => Ok(Weight::Exact(Matrix::load(w, name, n_out, n_in, numerics.dtype)?)),
             Precision::Bf16 => Ok(Weight::Bf16(packed(w, name, n_out, n_in, level)?)),
-            Precision::Int8 => Err(Error::invalid_input("precision", "int8 kernels are not available in this build")),
+            Precision::Int8 => Ok(Weight::Int8(packed(w, name, n_out, n_in, level)?)),
         }
     }
 
@@ -81,7 +84,7 @@ impl Weight {
         match precision {
             Precision::F32 => Ok(Weight::Exact(Matrix::from_f32(w, WeightDtype::F32))),
             Precision::Bf16 => Ok(Weight::Bf16(PackedBf16::pack("weight", &w, n_out, n_in, level)?)),
-            Precision::Int8 => Err(Error::invalid_input("precision", "int8 kernels are not available in this build")),
+            Precision::Int8 => Ok(Weight::Int8(PackedInt8::pack("weight", &w, n_out, n_in, level)?)),
         }
     }
 
@@ -90,6 +93,7 @@ impl Weight {
         match self {
             Weight::Exact(m) => m.product(rows, n_out, n_in, x, out),
             Weight::Bf16(p) => p.product(rows, x, out),
+            Weight::Int8(p) => p.product(rows, x, out),
         }
     }
 
@@ -97,6 +101,7 @@ impl Weight {
         match self {
             Weight::Exact(m) => m.bytes(),
             Weight::Bf16(p) => p.bytes(),
+            Weight::Int8(p) => p.bytes(),
         }
     }
 
@@ -104,6 +109,7 @@ impl Weight {
         match self {
             Weight::Exact(m) => m.kernel(),
             Weight::Bf16(p) => p.kernel(),
+            Weight::Int8(p) => p.kernel(),
         }
     }
 }

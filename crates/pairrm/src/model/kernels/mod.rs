@@ -23,6 +23,7 @@
 //! `Weight::load`.
 
 pub(crate) mod bf16;
+pub(crate) mod int8;
 
 use std::sync::OnceLock;
 
