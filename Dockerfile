@@ -11,7 +11,7 @@
 # after the image name or as a PAIRRM_* environment variable.
 
 # The workspace's rust-version (Cargo.toml); a test of `pairrm serve` checks that they agree.
-FROM rust:1.85-slim-bookworm AS build
+FROM rust:1.89-slim-bookworm AS build
 WORKDIR /src
 COPY . .
 RUN cargo build --release --locked -p pairrm-cli \

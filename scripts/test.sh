@@ -65,8 +65,11 @@ PY_VENV="$PWD/.venv-test"
 if [ ! -x "$PY_VENV/bin/python" ]; then
   python3 -m venv "$PY_VENV"
 fi
+# ray[data], pandas, pyarrow and datasets: the Ray Data tests (a local two-worker cluster) and the checks that
+# `pairrm label`'s Parquet output reads in pandas/pyarrow/datasets (about 3 minutes the first time).
+# Ray below 2.64: pairrm.ray numbers rows with Dataset.zip, removed there.
 "$PY_VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
-  "maturin>=1.9.4,<2" "numpy>=1.21" "pytest>=7" tqdm
+  "maturin>=1.9.4,<2" "numpy>=1.21" "pytest>=7" tqdm "ray[data]>=2.9,<2.64" pandas pyarrow datasets
 PATH="$PY_VENV/bin:$PATH" MATURIN_PEP517_ARGS="--profile dev --locked" \
   "$PY_VENV/bin/python" -m pip install --quiet --disable-pip-version-check \
   --no-build-isolation --no-deps --force-reinstall .

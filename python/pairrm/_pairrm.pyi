@@ -1,7 +1,7 @@
 """Type stubs of the native module ``pairrm._pairrm`` (the Rust engine)."""
 
 from os import PathLike
-from typing import Callable, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 __version__: str
 
@@ -45,13 +45,15 @@ class Engine:
         threads: int = 0,
         max_batch_tokens: Optional[int] = None,
         dtype: str = "f32",
+        precision: str = "f32",
     ) -> None:
         """Loads ``model``: a local checkpoint directory (either layout) or a hub id in the
         Hugging Face cache (``cache_dir``, else the environment's). Files missing from the cache
         are fetched by ``download``: a callable that puts them there, ``True`` for the built-in
         downloader (``HF_ENDPOINT``, ``HF_TOKEN``, ``HF_HUB_OFFLINE`` honoured), ``None`` or
         ``False`` for none. ``threads=0``: one per core. ``dtype``: weight storage, ``"f32"``
-        (exact), ``"f16"`` or ``"bf16"`` (arithmetic stays f32)."""
+        (exact), ``"f16"`` or ``"bf16"`` (arithmetic stays f32). ``precision``: the arithmetic of
+        the linear layers, ``"f32"`` (exact), ``"bf16"`` or ``"int8"``."""
     @property
     def model_id(self) -> str:
         """The model as it was named when loaded."""
@@ -61,6 +63,12 @@ class Engine:
     @property
     def dtype(self) -> str:
         """The weights' storage: ``"f32"``, ``"f16"`` or ``"bf16"``."""
+    @property
+    def precision(self) -> str:
+        """The arithmetic of the linear layers: ``"f32"``, ``"bf16"`` or ``"int8"``."""
+    @property
+    def kernels(self) -> Dict[str, str]:
+        """The compute kernels that run: ``{"linear", "attention", "level"}``."""
     @property
     def threads(self) -> int:
         """Threads of the engine's pool."""

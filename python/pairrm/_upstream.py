@@ -44,6 +44,7 @@ LOAD_OPTIONS = (
     "threads",
     "max_batch_tokens",
     "dtype",
+    "precision",
     "download",
 )
 #: llm_blender's ``RankerConfig`` fields that describe the model: pairrm reads them from the

@@ -94,8 +94,10 @@ class Blender:
                 checkpoint's), ``threads`` (engine threads; default or 0: one per core — use 1 or 2
                 per worker when several processes share a machine), ``max_batch_tokens`` (the
                 engine's batch budget), ``dtype`` (weight storage: ``"f32"``, exact, the default;
-                ``"f16"``: about 0.6x the memory, logits within 1e-2; ``"bf16"``), ``download``
-                (False: never download). llm_blender's other ``RankerConfig`` fields are accepted
+                ``"f16"``: about 0.6x the memory, logits within 1e-2; ``"bf16"``), ``precision``
+                (the arithmetic: ``"f32"``, exact, the default; ``"bf16"``: about 2x faster and
+                half the memory, within a measured bound of f32 — see docs/precision.md; ``"int8"``),
+                ``download`` (False: never download). llm_blender's other ``RankerConfig`` fields are accepted
                 too: those describing the model (``ranker_type``, ``model_type``, ``model_name``,
                 ``n_tasks``, ``load_checkpoint``) come from the checkpoint's config.json (a value
                 that differs from PairRM's is ignored with a warning); training options and
@@ -132,6 +134,7 @@ class Blender:
             threads=0 if threads is None else _validate.non_negative_int(threads, "threads"),
             max_batch_tokens=sizes.get("max_batch_tokens"),
             dtype=options.get("dtype", "f32"),
+            precision=options.get("precision", "f32"),
         )
         engine = Engine(
             path,
@@ -142,7 +145,13 @@ class Blender:
         with self._variant_lock:
             self._engine, self._pid = engine, os.getpid()
             self._load_args, self._variant = dict(load_args, model=path), None
-        logger.info("pairrm: loaded ranker %s (%s layout, %d threads)", path, engine.layout, engine.threads)
+        logger.info(
+            "pairrm: loaded ranker %s (%s layout, %d threads, precision %s)",
+            path,
+            engine.layout,
+            engine.threads,
+            engine.precision,
+        )
 
     @property
     def engine(self) -> Engine:

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use pairrm::checkpoint::{Checkpoint, Layout, OpenOptions};
 use pairrm::judge::{self, CompareMode, RankWithRefRequest, Reference, SelectMethod, Target};
 use pairrm::model::WeightDtype;
-use pairrm::{Engine, EngineOptions};
+use pairrm::{Engine, EngineOptions, Precision};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyBool;
@@ -32,6 +32,13 @@ fn parse<T: std::str::FromStr<Err = pairrm::Error>>(py: Python<'_>, s: &str) -> 
     s.parse().map_err(|e| to_py(py, e, ""))
 }
 
+impl PyEngine {
+    /// The engine (for the labelling binding).
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.engine
+    }
+}
+
 #[pymethods]
 impl PyEngine {
     /// Loads `model`: a local checkpoint directory (either layout) or a hub id such as
@@ -40,11 +47,12 @@ impl PyEngine {
     /// by `download`: a callable `download(repo, revision, cache_dir, required, one_of, optional)`
     /// that puts them in the cache, `True` for the built-in downloader (the environment's
     /// `HF_ENDPOINT`, `HF_TOKEN`, `HF_HUB_OFFLINE`, ...), or `None`/`False` for none. `dtype`:
-    /// the weights' storage, `f32` (exact), `f16` or `bf16`.
+    /// the weights' storage, `f32` (exact), `f16` or `bf16`. `precision`: the arithmetic of the
+    /// linear layers, `f32` (exact), `bf16` or `int8`.
     #[new]
     #[pyo3(signature = (
         model, *, revision=None, cache_dir=None, download=None, source_max_length=None,
-        candidate_max_length=None, threads=0, max_batch_tokens=None, dtype="f32"
+        candidate_max_length=None, threads=0, max_batch_tokens=None, dtype="f32", precision="f32"
     ))]
     #[allow(clippy::too_many_arguments)]
     fn new(
@@ -58,10 +66,13 @@ impl PyEngine {
         threads: usize,
         max_batch_tokens: Option<usize>,
         dtype: &str,
+        precision: &str,
     ) -> PyResult<Self> {
         let open = OpenOptions { revision, source_max_length, candidate_max_length };
         let dtype: WeightDtype = dtype.parse().map_err(|e: String| PyValueError::new_err(format!("dtype: {e}")))?;
-        let mut options = EngineOptions { threads, dtype, ..Default::default() };
+        let precision: Precision =
+            precision.parse().map_err(|e: String| PyValueError::new_err(format!("precision: {e}")))?;
+        let mut options = EngineOptions { threads, dtype, precision, ..Default::default() };
         if let Some(tokens) = max_batch_tokens {
             if tokens == 0 {
                 return Err(PyValueError::new_err("max_batch_tokens must be at least 1"));
@@ -113,6 +124,21 @@ impl PyEngine {
     #[getter]
     fn dtype(&self) -> String {
         self.engine.dtype().to_string()
+    }
+
+    /// The arithmetic of the linear layers: `"f32"` (exact), `"bf16"` or `"int8"`.
+    #[getter]
+    fn precision(&self) -> String {
+        self.engine.precision().to_string()
+    }
+
+    /// The compute kernels that run: `{"linear", "attention", "level"}`.
+    #[getter]
+    fn kernels(&self) -> std::collections::HashMap<&'static str, String> {
+        let k = self.engine.kernels();
+        [("linear", k.linear.to_string()), ("attention", k.attention.to_string()), ("level", k.level.to_string())]
+            .into_iter()
+            .collect()
     }
 
     /// Threads of the engine's pool.

@@ -9,6 +9,7 @@
 mod call;
 mod engine;
 mod errors;
+mod label;
 mod requests;
 mod source;
 
@@ -26,6 +27,7 @@ fn hub_cache_dir() -> Option<String> {
 fn _pairrm(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<engine::PyEngine>()?;
     m.add_function(wrap_pyfunction!(hub_cache_dir, m)?)?;
+    m.add_function(wrap_pyfunction!(label::label_batch, m)?)?;
     m.add("NotInCacheError", m.py().get_type::<errors::NotInCacheError>())?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

@@ -232,3 +232,24 @@ def test_half_precision_weights() -> None:
     assert np.max(np.abs(got - want)) <= 1e-2  # the tolerance the Rust tests assert on all fixtures
     with pytest.raises(ValueError, match="dtype"):
         load(dtype="int8")
+
+
+def test_bf16_precision() -> None:
+    exact = load()
+    assert exact.engine.precision == "f32" and exact.engine.kernels["linear"] == "f32-gemm"
+    fast = load(precision="bf16")
+    assert fast.engine.precision == "bf16" and fast.engine.dtype == "f32"
+    assert fast.engine.kernels["linear"].startswith("bf16-")
+    assert fast.engine.kernels["level"] in ("scalar", "avx2", "avx512")
+    args = (["What is 2+2?", "Name a colour"], ["4", "red"], ["five", "the sky"])
+    got = fast.compare(*args, return_logits=True)
+    want = exact.compare(*args, return_logits=True)
+    assert np.max(np.abs(got - want)) <= 0.2  # the bound the Rust tests assert on all fixtures
+    # Same pair, same bits, whatever the batch.
+    for k in range(2):
+        one = fast.compare(*([a[k]] for a in args), return_logits=True)
+        assert one.tobytes() == got[k : k + 1].tobytes()
+    with pytest.raises(ValueError, match="precision"):
+        load(precision="fp8")
+    with pytest.raises(ValueError, match="dtype"):
+        load(precision="bf16", dtype="f16")

@@ -7,6 +7,7 @@ use std::time::Instant;
 use anyhow::Context;
 use pairrm::checkpoint::{Checkpoint, OpenOptions};
 use pairrm::model::WeightDtype;
+use pairrm::Precision;
 use pairrm::{Engine, EngineOptions};
 use pairrm_hub::EnvSource;
 
@@ -40,6 +41,10 @@ pub struct ModelArgs {
     /// or `bf16` (same memory, less precise). Arithmetic stays f32.
     #[arg(long, default_value = "f32", env = "PAIRRM_DTYPE")]
     pub dtype: WeightDtype,
+    /// Arithmetic of the linear layers: `f32` (exact: the reference's numbers), `bf16` (faster,
+    /// within a measured bound; see docs/precision.md) or `int8`.
+    #[arg(long, default_value = "f32", env = "PAIRRM_PRECISION")]
+    pub precision: Precision,
 }
 
 impl ModelArgs {
@@ -52,13 +57,25 @@ impl ModelArgs {
             source_max_length: self.source_max_length,
             candidate_max_length: self.candidate_max_length,
         };
-        let options =
-            EngineOptions { threads: self.threads, max_batch_tokens: self.max_batch_tokens, dtype: self.dtype };
+        let options = EngineOptions {
+            threads: self.threads,
+            max_batch_tokens: self.max_batch_tokens,
+            dtype: self.dtype,
+            precision: self.precision,
+            kernel_level: None,
+        };
         let source = if progress { EnvSource::new().with_progress(Arc::new(DownloadBars)) } else { EnvSource::new() };
         let context = || format!("loading model {}", self.model);
         let checkpoint = Checkpoint::open_with(&self.model, &open, &source).with_context(context)?;
         let engine = Engine::from_checkpoint(checkpoint, options).with_context(context)?;
-        tracing::info!(model = %self.model, threads = engine.threads(), elapsed = ?start.elapsed(), "model loaded");
+        tracing::info!(
+            model = %self.model,
+            threads = engine.threads(),
+            precision = %engine.precision(),
+            kernels = %engine.kernels(),
+            elapsed = ?start.elapsed(),
+            "model loaded"
+        );
         Ok(engine)
     }
 }

@@ -58,6 +58,8 @@ enum Command {
     Serve(commands::serve::Args),
     /// Agreement with human preferences on a benchmark (RewardBench, Auto-J, HHH, MT-bench, labelled pairs).
     Eval(commands::eval::Args),
+    /// Preference pairs (chosen/rejected) for DPO/RLHF from a dataset of candidates; resumable, shardable.
+    Label(commands::label::Args),
     /// Win rate of a model's outputs against a baseline's, matched by instruction (AlpacaEval-style).
     Winrate(commands::winrate::Args),
     /// Print the shell completion script for bash, zsh, fish, elvish or powershell.
@@ -91,6 +93,7 @@ fn main() -> ExitCode {
         Command::Models(a) => commands::models::run(a),
         Command::Serve(a) => commands::serve::run(a),
         Command::Eval(a) => commands::eval::run(a),
+        Command::Label(a) => commands::label::run(a),
         Command::Winrate(a) => commands::winrate::run(a),
         Command::Completions(a) => commands::completions::run(a),
         Command::Man(a) => commands::man::run(a),

@@ -300,6 +300,13 @@ fn an_output_that_is_an_input_is_refused() {
         &base,
     );
     assert!(!dir.path().join("a.svg").exists());
+    // `pairrm label` and `pairrm label merge` (the output through a hard link of the input).
+    let rows = dir.path().join("rows.jsonl");
+    std::fs::write(&rows, "{\"prompt\": \"p\", \"candidates\": [\"a\", \"b\"]}\n").unwrap();
+    let rows_hard = dir.path().join("rows-hard.jsonl");
+    std::fs::hard_link(&rows, &rows_hard).unwrap();
+    refused(&["label", "--model", &model, "--input", &s(&rows), "--output", &s(&rows_hard)], None, "same file", &rows);
+    refused(&["label", "merge", "--output", &s(&rows_hard), &s(&rows)], None, "same file", &rows);
 }
 
 /// Stdout appended to the input (`-i x >> x`) would read its own results back: refused.

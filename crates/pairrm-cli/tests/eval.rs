@@ -395,3 +395,36 @@ fn the_real_autoj_test_file() {
     assert_eq!(overall["without_ties"]["n"].as_u64().unwrap(), 1392 - 373 - zeros);
     check_estimates(&r);
 }
+
+/// `--precision bf16 --against f32`: the bf16 evaluation, and beside it how often the two agree,
+/// with the f32 run's own numbers (those of a plain f32 `eval`).
+#[test]
+fn eval_against_another_precision_reports_their_agreement() {
+    let data = fixture("pairs.jsonl");
+    let (code, report) =
+        eval_json("jsonl", &[&data], &["--precision", "bf16", "--against", "f32", "--layer-pairs", "2"]);
+    assert_eq!(code, 0, "{report}");
+    let a = &report["agreement"];
+    assert_eq!((a["precision"].as_str(), a["against"].as_str()), (Some("bf16"), Some("f32")), "{a}");
+    let rows = a["rows"].as_u64().unwrap();
+    assert_eq!(rows, report["rows"].as_u64().unwrap());
+    let same = a["same_decision"].as_u64().unwrap();
+    assert!(same <= rows && (a["agreement"].as_f64().unwrap() - same as f64 / rows as f64).abs() < 1e-12);
+    let bins = a["flips_by_margin"].as_array().unwrap();
+    assert_eq!(bins.iter().map(|b| b["rows"].as_u64().unwrap()).sum::<u64>(), rows);
+    let e = &a["logit_error"];
+    assert!(e["median"].as_f64().unwrap() <= e["max"].as_f64().unwrap() && e["max"].as_f64().unwrap() <= 0.2, "{e}");
+    // Layer 0 (the embeddings) is computed in f32 by both; then one entry per layer.
+    let layers = a["layers"].as_array().unwrap();
+    assert_eq!(a["layer_pairs"], 2);
+    assert_eq!(layers[0]["relative_error"]["max"], 0.0);
+    assert!(layers.len() > 1);
+    // The f32 side's accuracy is a plain f32 eval's.
+    let (_, exact) = eval_json("jsonl", &[&data], &[]);
+    let metric = &a["metric"];
+    let key = exact["summary"]["metrics"][0]["key"].as_str().unwrap();
+    let overall = exact["summary"]["overall"]["values"][key]["value"].as_f64().unwrap();
+    assert_eq!(metric[2].as_f64().unwrap(), overall, "{metric}");
+    // Without --against there is no agreement section.
+    assert!(exact.get("agreement").is_none());
+}

@@ -13,12 +13,15 @@
 //! - [`evaluator`] runs an evaluation, streaming: only each row's outcome is kept, bad rows are
 //!   recorded with their positions and never stop the run. [`winrate`] does the same for win rates.
 //!
+//! - [`agreement`] compares two precisions (`pairrm eval --precision bf16 --against f32`).
+//!
 //! The reports are data (serializable); the `pairrm` CLI prints them as tables or JSON and draws
 //! them as SVG.
 //!
 //! Results depend only on the rows, the options and the seed: not on chunking, batching, thread
 //! count or platform.
 
+pub mod agreement;
 pub mod evaluator;
 pub mod formats;
 pub mod metrics;
@@ -30,6 +33,7 @@ pub mod winrate;
 #[cfg(test)]
 mod testing;
 
+pub use agreement::AgreementReport;
 pub use evaluator::{
     count_rows, BadRow, EvalOptions, EvalReport, Evaluator, LabelCounts, Location, PositionStats, RowOutcome,
 };

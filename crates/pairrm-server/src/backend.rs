@@ -38,14 +38,29 @@ pub struct ModelInfo {
     pub model_sha: Option<String>,
     /// The checkpoint layout (`original` or `hf`).
     pub layout: String,
-    /// The number type the model computes in.
+    /// How the exact tier stores its weights (`f32`, `f16`, `bf16`).
     pub dtype: String,
+    /// The arithmetic of the linear layers: `f32` (exact), `bf16` or `int8`.
+    pub precision: String,
+    /// The compute kernels that run.
+    pub kernels: KernelsInfo,
     /// Most tokens of the source (instruction + input) in a pair.
     pub source_max_length: usize,
     /// Most tokens of each candidate in a pair.
     pub candidate_max_length: usize,
     /// Threads of the engine.
     pub threads: usize,
+}
+
+/// The compute kernels a model runs, as `/info` shows them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct KernelsInfo {
+    /// The linear layers' products (e.g. `f32-gemm`, `bf16-avx512-bf16`).
+    pub linear: String,
+    /// The attention's products.
+    pub attention: String,
+    /// The instruction-set level they were chosen at (`scalar`, `avx2`, `avx512`).
+    pub level: String,
 }
 
 impl Backend for Engine {
@@ -64,6 +79,11 @@ impl Backend for Engine {
             model_sha: self.model_sha().map(str::to_string),
             layout: format!("{:?}", self.layout()).to_lowercase(),
             dtype: self.dtype().to_string(),
+            precision: self.precision().to_string(),
+            kernels: {
+                let k = self.kernels();
+                KernelsInfo { linear: k.linear.into(), attention: k.attention.into(), level: k.level.to_string() }
+            },
             source_max_length: config.source_max_length,
             candidate_max_length: config.candidate_max_length,
             threads: self.threads(),

@@ -85,6 +85,32 @@ fn compare_matches_the_library_in_every_mode_for_pairs_and_conversations() {
     assert_eq!(default["results"][0]["logit"].as_f64().unwrap() as f32, both.logit);
 }
 
+/// `pairrm serve --precision bf16`: `/info` says so and names the kernels; the numbers are the
+/// bf16 library's, bit for bit.
+#[test]
+fn a_bf16_server_reports_its_precision_and_matches_the_library() {
+    let bf16 = || {
+        let options = pairrm::EngineOptions { precision: pairrm::Precision::Bf16, ..Default::default() };
+        let model = common::tiny_model();
+        pairrm::Engine::load(model.to_str().unwrap(), &Default::default(), options)
+    };
+    let server = TestServer::start(pairrm_server::ServerOptions::default(), move || Ok(bf16()?));
+    server.wait_ready();
+    let (status, info) = get(&server.url("/info"));
+    assert_eq!(status, 200);
+    assert_eq!(info["precision"], "bf16", "{info}");
+    assert!(info["kernels"]["linear"].as_str().unwrap().starts_with("bf16-"), "{info}");
+    assert!(info["kernels"]["attention"].as_str().unwrap().starts_with("bf16-"), "{info}");
+    let req = CompareRequest { instruction: None, source: "What is 2+2?".into(), a: "4".into(), b: "5".into() };
+    let want = judge::compare(&bf16().unwrap(), std::slice::from_ref(&req), CompareMode::Ab).remove(0).unwrap();
+    let (status, answer) = post(
+        &server.url("/compare"),
+        &json!({"mode": "ab", "pairs": [{"source": "What is 2+2?", "a": "4", "b": "5"}]}),
+    );
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!((answer["results"][0]["logit"].as_f64().unwrap() as f32).to_bits(), want.logit.to_bits());
+}
+
 #[test]
 fn rank_matches_the_library_full_bubble_worst_and_against_references() {
     let server = TestServer::tiny();
@@ -207,6 +233,10 @@ fn service_routes_health_info_metrics_openapi_docs_and_playground() {
     assert!(info["model_id"].as_str().unwrap().ends_with("tiny-original"), "{info}");
     assert_eq!(info["layout"], "original");
     assert_eq!(info["dtype"], "f32");
+    assert_eq!(info["precision"], "f32");
+    assert_eq!(info["kernels"]["linear"], "f32-gemm");
+    assert_eq!(info["kernels"]["attention"], "f32-gemm");
+    assert!(["scalar", "avx2", "avx512"].contains(&info["kernels"]["level"].as_str().unwrap()), "{info}");
     assert_eq!(info["source_max_length"], 24);
     assert_eq!(info["candidate_max_length"], 16);
     assert_eq!(info["version"], env!("CARGO_PKG_VERSION"));

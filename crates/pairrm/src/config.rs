@@ -115,7 +115,7 @@ impl DebertaConfig {
                 "hidden_size, num_attention_heads and num_hidden_layers must be positive",
             ));
         }
-        if raw.hidden_size % raw.num_attention_heads != 0 {
+        if !raw.hidden_size.is_multiple_of(raw.num_attention_heads) {
             return Err(Error::invalid_file(
                 path,
                 format!(

@@ -13,7 +13,7 @@ use crate::config::PairRmConfig;
 use crate::error::{finite, Error, Result};
 use crate::input::{EncodedPart, InputBuilder, PairInput};
 use crate::judge::{Pair, PairScorer};
-use crate::model::{PairRm, WeightDtype};
+use crate::model::{KernelLevel, Kernels, ModelOptions, PairRm, Precision, WeightDtype};
 use crate::tokenizer::PairTokenizer;
 
 /// Reports progress in forward passes: called with the number of passes just finished.
@@ -26,13 +26,24 @@ pub struct EngineOptions {
     pub threads: usize,
     /// Most tokens in one batch (a longer single pair still runs, alone).
     pub max_batch_tokens: usize,
-    /// How weight matrices are stored (f32, or bf16 for half the memory).
+    /// How the exact tier stores its weight matrices (f32, or 16 bits for less memory).
     pub dtype: WeightDtype,
+    /// The arithmetic tier: exact f32 (the default), or bf16 / int8 for speed.
+    pub precision: Precision,
+    /// The highest instruction-set level the kernels may use (`None`: the `PAIRRM_KERNELS`
+    /// variable, else the CPU's best).
+    pub kernel_level: Option<KernelLevel>,
 }
 
 impl Default for EngineOptions {
     fn default() -> Self {
-        EngineOptions { threads: 0, max_batch_tokens: 2048, dtype: WeightDtype::F32 }
+        EngineOptions {
+            threads: 0,
+            max_batch_tokens: 2048,
+            dtype: WeightDtype::F32,
+            precision: Precision::F32,
+            kernel_level: None,
+        }
     }
 }
 
@@ -90,7 +101,9 @@ impl Engine {
             .thread_name(|i| format!("pairrm-{i}"))
             .build()
             .map_err(|e| Error::invalid_input("threads", e.to_string()))?;
-        let model = pool.install(|| PairRm::load(&checkpoint, options.dtype))?;
+        let model_options =
+            ModelOptions { precision: options.precision, dtype: options.dtype, kernel_level: options.kernel_level };
+        let model = pool.install(|| PairRm::load(&checkpoint, &model_options))?;
         let Checkpoint { tokenizer, pairrm, model_id, layout, dir, .. } = checkpoint;
         let model_sha = snapshot_commit(&dir);
         Ok(Engine {
@@ -137,6 +150,16 @@ impl Engine {
         self.options.dtype
     }
 
+    /// The arithmetic tier of the linear layers.
+    pub fn precision(&self) -> Precision {
+        self.model.precision()
+    }
+
+    /// The kernels the model runs.
+    pub fn kernels(&self) -> Kernels {
+        self.model.kernels()
+    }
+
     /// Threads of the engine's pool.
     pub fn threads(&self) -> usize {
         self.pool.current_num_threads()
@@ -155,6 +178,13 @@ impl Engine {
     /// The exact model input for `source` (instruction already prepended) with `a` left, `b` right.
     pub fn encode(&self, source: &str, a: &str, b: &str) -> Result<PairInput> {
         self.input_builder().build(source, a, b)
+    }
+
+    /// The hidden states of the three marker rows of the pair `(source, a, b)` after the
+    /// embeddings and after every layer (see [`PairRm::layer_states`]), on the engine's pool.
+    pub fn layer_states(&self, source: &str, a: &str, b: &str) -> Result<Vec<[Vec<f32>; 3]>> {
+        let input = self.encode(source, a, b)?;
+        self.pool.install(|| self.model.layer_states(&input))
     }
 
     /// Scores pairs with per-call progress and cancellation: [`Engine::encode_pairs`], then

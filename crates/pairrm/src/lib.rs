@@ -19,3 +19,4 @@ pub mod tokenizer;
 
 pub use engine::{CallOptions, Counters, Engine, EngineOptions, ScopedScorer};
 pub use error::{Error, Result};
+pub use model::Precision;

@@ -13,7 +13,7 @@ use pairrm::judge::{
     best_of_n, compare, compare_conversations, rank, rank_with_ref, worst_of_n, CompareMode, CompareRequest,
     ConversationPair, Pair, PairScorer, RankRequest, RankWithRefRequest, Reference, SelectMethod,
 };
-use pairrm::{Engine, EngineOptions};
+use pairrm::{Engine, EngineOptions, Precision};
 use serde_json::Value;
 
 fn load(model: &str) -> Engine {
@@ -163,7 +163,8 @@ fn real_tokenizer_through_an_offline_hf_cache() {
     eprintln!("realtok-original: max relative logit error {worst:e}");
 }
 
-/// Every pair gives the same bits alone, in any batch, in any order, on any number of threads.
+/// Every pair gives the same bits alone, in any batch, in any order, on any number of threads: in
+/// every precision, and in bf16 with every kernel (AVX512-BF16, AVX2, scalar).
 #[test]
 fn results_do_not_depend_on_batching_order_or_threads() {
     let g = goldens("tiny-original");
@@ -181,21 +182,37 @@ fn results_do_not_depend_on_batching_order_or_threads() {
         engine.logits(pairs).into_iter().map(|r| r.unwrap().to_bits()).collect()
     };
     let model = fixture("tiny-original");
-    for dtype in [pairrm::model::WeightDtype::F32, pairrm::model::WeightDtype::F16] {
+    use pairrm::model::{KernelLevel, WeightDtype};
+    let mut bf16_bits: Option<Vec<u32>> = None;
+    for (dtype, precision, level) in [
+        (WeightDtype::F32, Precision::F32, None),
+        (WeightDtype::F16, Precision::F32, None),
+        (WeightDtype::F32, Precision::Bf16, Some(KernelLevel::Avx512)),
+        (WeightDtype::F32, Precision::Bf16, Some(KernelLevel::Avx2)),
+        (WeightDtype::F32, Precision::Bf16, Some(KernelLevel::Scalar)),
+    ] {
+        let what = format!("{dtype} weights, precision {precision}, kernels {level:?}");
         let one = |threads, max_batch_tokens| {
-            let options = EngineOptions { threads, max_batch_tokens, dtype };
+            let options = EngineOptions { threads, max_batch_tokens, dtype, precision, kernel_level: level };
             Engine::load(&model, &OpenOptions::default(), options).unwrap()
         };
         let base = one(1, 1);
         let alone: Vec<u32> = pairs.iter().flat_map(|p| bits(&base, std::slice::from_ref(p))).collect();
         for (threads, budget) in [(1, 100_000), (2, 100_000), (2, 150), (3, 61), (2, 1)] {
             let engine = one(threads, budget);
-            assert_eq!(bits(&engine, &pairs), alone, "{dtype}: threads {threads}, batch budget {budget}");
+            assert_eq!(bits(&engine, &pairs), alone, "{what}: threads {threads}, batch budget {budget}");
             let mut reversed = pairs.clone();
             reversed.reverse();
             let mut got = bits(&engine, &reversed);
             got.reverse();
-            assert_eq!(got, alone, "{dtype}: reversed order, threads {threads}, batch budget {budget}");
+            assert_eq!(got, alone, "{what}: reversed order, threads {threads}, batch budget {budget}");
+        }
+        // Every bf16 kernel computes the same arithmetic: the same bits on every CPU.
+        if precision == Precision::Bf16 {
+            match &bf16_bits {
+                None => bf16_bits = Some(alone),
+                Some(b) => assert_eq!(&alone, b, "{what}: differs from the other bf16 kernels"),
+            }
         }
     }
 }

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 
 use pairrm::checkpoint::{Checkpoint, OpenOptions};
 use pairrm::judge::{compare, rank, select_n, CompareMode, CompareRequest, RankRequest, SelectMethod, Target};
+use pairrm::model::{ModelOptions, Precision, WeightDtype};
 use pairrm::{Engine, EngineOptions, Error};
 use serde_json::{json, Value};
 
@@ -108,6 +109,41 @@ fn assert_non_finite<T: std::fmt::Debug>(result: &pairrm::Result<T>, context: &s
             assert!(message.contains("a non-finite number") && message.contains("weights"), "{context}: {message}");
         }
         other => panic!("{context}: expected a non-finite error, got {other:?}"),
+    }
+}
+
+#[test]
+fn loading_is_strict_in_every_precision_and_weight_dtype() {
+    // The packed paths (bf16, int8, f16/bf16 storage) read their weights through the same checks.
+    let options = [
+        (Precision::Bf16, WeightDtype::F32),
+        (Precision::Int8, WeightDtype::F32),
+        (Precision::F32, WeightDtype::F16),
+        (Precision::F32, WeightDtype::Bf16),
+    ];
+    let load_err = |dir: &Path, precision, dtype| {
+        let options = EngineOptions { threads: 1, precision, dtype, ..Default::default() };
+        match Engine::load(dir.to_str().unwrap(), &OpenOptions::default(), options) {
+            Ok(_) => panic!("{} loaded in {precision:?}/{dtype:?}", dir.display()),
+            Err(e) => e.to_string(),
+        }
+    };
+    let tensor = "pretrained_model.encoder.layer.0.intermediate.dense.weight";
+    let (_poisoned, nan) = copy_fixture("tiny-original");
+    poison(&nan.join("model.safetensors"), tensor, 9, f32::NAN);
+    let (_stray, stray) = copy_fixture("tiny-original");
+    edit_tensors(&stray.join("model.safetensors"), |t| {
+        t.push(("head_layer.7.weight".into(), safetensors::Dtype::F32, vec![1], vec![0; 4]))
+    });
+    let (_missing, missing) = copy_fixture("tiny-original");
+    edit_tensors(&missing.join("model.safetensors"), |t| t.retain(|t| t.0 != tensor));
+    for (precision, dtype) in options {
+        let e = load_err(&nan, precision, dtype);
+        assert!(e.contains(&format!("`{tensor}` holds NaN at index 9")), "{precision:?}/{dtype:?}: {e}");
+        let e = load_err(&stray, precision, dtype);
+        assert!(e.contains("`head_layer.7.weight`"), "{precision:?}/{dtype:?}: {e}");
+        let e = load_err(&missing, precision, dtype);
+        assert!(e.contains(&format!("`{tensor}` is missing")), "{precision:?}/{dtype:?}: {e}");
     }
 }
 
@@ -295,14 +331,16 @@ fn buffers_the_reference_ignores_are_allowed() {
 
 #[test]
 fn the_committed_fixtures_use_every_tensor() {
-    for fixture in ["tiny-original", "tiny-original-bin", "tiny-hf", "tiny-pair-ranker"] {
+    let fixtures = ["tiny-original", "tiny-original-bin", "tiny-hf", "tiny-pair-ranker"];
+    for (fixture, precision) in fixtures.into_iter().flat_map(|f| Precision::ALL.map(|p| (f, p))) {
         let checkpoint =
             Checkpoint::open(common::fixtures().join(fixture).to_str().unwrap(), &OpenOptions::default()).unwrap();
-        let model = pairrm::model::PairRm::load(&checkpoint, pairrm::model::WeightDtype::F32).unwrap();
+        let options = ModelOptions { precision, ..Default::default() };
+        let model = pairrm::model::PairRm::load(&checkpoint, &options).unwrap();
         drop(model);
         let ignored: &[&str] =
             if fixture == "tiny-pair-ranker" { &["pretrained_model.embeddings.position_ids"] } else { &[] };
-        assert_eq!(checkpoint.weights.unread(), ignored, "{fixture}");
+        assert_eq!(checkpoint.weights.unread(), ignored, "{fixture} in {precision:?}");
     }
 }
 

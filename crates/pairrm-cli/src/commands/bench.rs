@@ -10,6 +10,7 @@ use anyhow::Context;
 use pairrm::judge::{
     compare, rank, select_n, CompareMode, CompareRequest, RankRequest, SelectMethod, SplitMix64, Target,
 };
+use pairrm::model::{Kernels, LinearProduct, Precision};
 use pairrm::Engine;
 use serde::Serialize;
 
@@ -55,6 +56,10 @@ pub struct Args {
     /// Skip measuring the GEMM peak.
     #[arg(long)]
     no_peak: bool,
+    /// Instead of the workloads, measure the linear layers' products at the encoder's shapes
+    /// (rows 640 and 2048; H×H, 4H×H, H×4H): f32 `gemm` against the `--precision` kernel.
+    #[arg(long)]
+    gemm_sweep: bool,
 }
 
 /// One item of a workload: a pair (one pass) or a set of candidates.
@@ -86,6 +91,18 @@ struct WorkloadReport {
     executed_gflop: f64,
     nominal_gflops: f64,
     executed_gflops: f64,
+    /// CPU time of the process's threads during the workload: on a shared machine, the work
+    /// done per CPU-second drifts less than per wall-clock second.
+    cpu_seconds: Option<f64>,
+    passes_per_cpu_second: Option<f64>,
+}
+
+/// The reduced-precision kernel's rate on the GEMM-rate product.
+#[derive(Serialize, Clone, Copy)]
+struct PrecisionGemm {
+    kernel: &'static str,
+    peak_gflops: f64,
+    sustained_gflops: f64,
 }
 
 #[derive(Serialize)]
@@ -93,6 +110,10 @@ struct Report {
     model: String,
     threads: usize,
     cpu: String,
+    /// The arithmetic tier of the linear layers.
+    precision: Precision,
+    /// The kernels the model runs.
+    kernels: Kernels,
     load_seconds: f64,
     /// The untimed warm-up pass (includes paging the weights in).
     first_pass_seconds: f64,
@@ -101,10 +122,13 @@ struct Report {
     /// The same products' total FLOPs over their total time: the rate this machine sustained
     /// around the workloads (below the peak on a shared machine).
     gemm_sustained_gflops: Option<f64>,
-    /// Weights as stored in memory (depends on `--dtype`).
+    /// The same product with the `--precision` kernel, measured alongside (not for f32).
+    precision_gemm: Option<PrecisionGemm>,
+    /// Weights as stored in memory (depends on `--dtype` and `--precision`).
     weight_bytes: u64,
     /// The checkpoint's parameters as f32 (4 bytes each): the yardstick of the memory targets.
     f32_weight_bytes: u64,
+    /// Peak resident memory of loading and the workloads.
     peak_rss_bytes: Option<u64>,
     workloads: Vec<WorkloadReport>,
 }
@@ -137,25 +161,48 @@ pub fn run(args: Args) -> anyhow::Result<crate::jsonl::Outcome> {
         }
     }
     let first_pass_seconds = first_pass.elapsed().as_secs_f64();
-    // The GEMM rate is measured before and after the workloads: on a shared machine it drifts.
-    let gemm_before = (!args.no_peak).then(|| GemmRate::measure(engine.threads()));
+    let precision = engine.precision();
+    if args.gemm_sweep {
+        return gemm_sweep(&engine, args.json);
+    }
+    // The GEMM rates are measured before and after the workloads: on a shared machine they drift.
+    // Their operands are made for each measurement and dropped after it, so that they do not add
+    // to the workloads' peak memory.
+    let measure = || -> anyhow::Result<_> { Ok(GemmRates::new(precision)?.measure(engine.threads())) };
+    let before = (!args.no_peak).then(measure).transpose()?;
     let mut reports = vec![];
     for &w in &args.workload {
         let work: Vec<&Item> = items.iter().filter(|i| i.workload == w).collect();
         reports.push(run_workload(&engine, w, &work)?);
     }
-    let gemm = gemm_before.map(|before| before.merge(GemmRate::measure(engine.threads())));
+    // Read before the closing GEMM-rate measurement: its operands would sit on top of the
+    // workspaces the workloads leave allocated.
+    let peak_rss_bytes = peak_rss();
+    let after = (!args.no_peak).then(measure).transpose()?;
+    let (gemm, reduced) = match (before, after) {
+        (Some((f0, r0, _)), Some((f1, r1, kernel))) => {
+            (Some(f0.merge(f1)), r0.zip(r1).map(|(a, b)| a.merge(b)).zip(kernel))
+        }
+        _ => (None, None),
+    };
     let report = Report {
         model: args.model.model.clone(),
         threads: engine.threads(),
         cpu: cpu_name(),
+        precision,
+        kernels: engine.kernels(),
         load_seconds,
         first_pass_seconds,
         gemm_peak_gflops: gemm.map(|g| g.best),
         gemm_sustained_gflops: gemm.map(|g| g.sustained()),
+        precision_gemm: reduced.map(|(g, kernel)| PrecisionGemm {
+            kernel,
+            peak_gflops: g.best,
+            sustained_gflops: g.sustained(),
+        }),
         weight_bytes: engine.model().weight_bytes(),
         f32_weight_bytes: 4 * engine.model().parameters(),
-        peak_rss_bytes: peak_rss(),
+        peak_rss_bytes,
         workloads: reports,
     };
     let text = if args.json { serde_json::to_string_pretty(&report)? + "\n" } else { table(&report) };
@@ -167,6 +214,7 @@ fn run_workload(engine: &Engine, workload: Workload, items: &[&Item]) -> anyhow:
     let progress = Progress::new(Some(items.iter().map(|i| passes_of(workload, i)).sum()), false);
     let scorer = engine.scorer(progress.call_options());
     let before = engine.counters();
+    let cpu_before = cpu_seconds();
     let t = Instant::now();
     let failures: Vec<pairrm::Error> = match workload {
         Workload::Uniform | Workload::Mixed => {
@@ -188,6 +236,7 @@ fn run_workload(engine: &Engine, workload: Workload, items: &[&Item]) -> anyhow:
             .collect(),
     };
     let seconds = t.elapsed().as_secs_f64();
+    let cpu = cpu_before.zip(cpu_seconds()).map(|(a, b)| b - a);
     progress.finish();
     if let Some(e) = failures.into_iter().next() {
         return Err(e).context("a benchmark pass failed");
@@ -209,6 +258,8 @@ fn run_workload(engine: &Engine, workload: Workload, items: &[&Item]) -> anyhow:
         executed_gflop: executed / 1e9,
         nominal_gflops: nominal / 1e9 / seconds,
         executed_gflops: executed / 1e9 / seconds,
+        cpu_seconds: cpu,
+        passes_per_cpu_second: cpu.filter(|&c| c > 0.0).map(|c| passes as f64 / c),
     })
 }
 
@@ -304,8 +355,53 @@ fn make_workload(w: Workload, passes: usize, seed: u64, words: &[&str]) -> Vec<I
     items
 }
 
-/// The f32 GEMM rate of this machine with the engine's GEMM library and thread count, on a large
-/// product repeated for about two seconds.
+/// The GEMM-rate product: `m × k` rows through a `[n, k]` weight.
+const RATE_SHAPE: (usize, usize, usize) = (1024, 4096, 1024);
+
+/// The products whose rates `pairrm bench` measures: f32 with the engine's GEMM library, and the
+/// `--precision` kernel on the same operands.
+struct GemmRates {
+    a: Vec<f32>,
+    b: Vec<f32>,
+    reduced: Option<LinearProduct>,
+}
+
+impl GemmRates {
+    fn new(precision: Precision) -> anyhow::Result<Self> {
+        let (m, n, k) = RATE_SHAPE;
+        let a: Vec<f32> = (0..m * k).map(|i| ((i * 7919) % 1000) as f32 * 1e-3).collect();
+        let b: Vec<f32> = (0..n * k).map(|i| ((i * 104_729) % 1000) as f32 * 1e-3).collect();
+        let reduced = match precision {
+            Precision::F32 => None,
+            p => Some(LinearProduct::new(b.clone(), n, k, p, None)?),
+        };
+        Ok(GemmRates { a, b, reduced })
+    }
+
+    /// The f32 rate, and the reduced kernel's (with its name), each over about two seconds
+    /// (interleaved, so that both see the same machine).
+    fn measure(&self, threads: usize) -> (GemmRate, Option<GemmRate>, Option<&'static str>) {
+        let (m, n, k) = RATE_SHAPE;
+        let mut c = vec![0.0f32; m * n];
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("thread pool");
+        let flop = 2.0 * (m * n * k) as f64;
+        let mut f32_rate = GemmRate { best: 0.0, flop: 0.0, seconds: 0.0 };
+        let mut reduced_rate = self.reduced.as_ref().map(|_| f32_rate);
+        let start = Instant::now();
+        pool.install(|| {
+            let budget = if self.reduced.is_some() { 4.0 } else { 2.0 };
+            while start.elapsed().as_secs_f64() < budget {
+                f32_rate.time(flop, || pairrm::model::linear_product(m, n, k, &self.a, &self.b, &mut c));
+                if let (Some(p), Some(r)) = (&self.reduced, reduced_rate.as_mut()) {
+                    r.time(flop, || p.product(m, &self.a, &mut c));
+                }
+            }
+        });
+        (f32_rate, reduced_rate, self.reduced.as_ref().map(LinearProduct::kernel))
+    }
+}
+
+/// A product's rate on this machine, from repeated timings.
 #[derive(Clone, Copy)]
 struct GemmRate {
     /// The fastest single product, in GFLOP/s: the machine's peak.
@@ -316,26 +412,14 @@ struct GemmRate {
 }
 
 impl GemmRate {
-    fn measure(threads: usize) -> Self {
-        let (m, n, k) = (1024, 4096, 1024);
-        let a: Vec<f32> = (0..m * k).map(|i| ((i * 7919) % 1000) as f32 * 1e-3).collect();
-        let b: Vec<f32> = (0..n * k).map(|i| ((i * 104_729) % 1000) as f32 * 1e-3).collect();
-        let mut c = vec![0.0f32; m * n];
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("thread pool");
-        let flop = 2.0 * (m * n * k) as f64;
-        let mut rate = GemmRate { best: 0.0, flop: 0.0, seconds: 0.0 };
-        let start = Instant::now();
-        pool.install(|| {
-            while start.elapsed().as_secs_f64() < 2.0 {
-                let t = Instant::now();
-                pairrm::model::linear_product(m, n, k, &a, &b, &mut c);
-                let seconds = t.elapsed().as_secs_f64();
-                rate.best = rate.best.max(flop / seconds / 1e9);
-                rate.flop += flop;
-                rate.seconds += seconds;
-            }
-        });
-        rate
+    /// Times one product of `flop` FLOPs.
+    fn time(&mut self, flop: f64, product: impl FnOnce()) {
+        let t = Instant::now();
+        product();
+        let seconds = t.elapsed().as_secs_f64();
+        self.best = self.best.max(flop / seconds / 1e9);
+        self.flop += flop;
+        self.seconds += seconds;
     }
 
     /// Two measurements as one: the better peak, the pooled sustained rate.
@@ -350,6 +434,111 @@ impl GemmRate {
     fn sustained(&self) -> f64 {
         self.flop / self.seconds / 1e9
     }
+}
+
+/// One shape of `--gemm-sweep`.
+#[derive(Serialize)]
+struct SweepRow {
+    rows: usize,
+    n_out: usize,
+    n_in: usize,
+    f32_gflops: f64,
+    f32_gflops_per_cpu_second: Option<f64>,
+    kernel: &'static str,
+    gflops: f64,
+    gflops_per_cpu_second: Option<f64>,
+}
+
+/// `--gemm-sweep`: the linear layers' products at the encoder's shapes, f32 `gemm` against the
+/// engine's kernel, best of five interleaved runs each (wall clock, and per CPU-second).
+fn gemm_sweep(engine: &Engine, json: bool) -> anyhow::Result<crate::jsonl::Outcome> {
+    let h = engine.model().config().hidden_size;
+    let f = engine.model().config().intermediate_size;
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(engine.threads()).build()?;
+    let mut rows = vec![];
+    for m in [640, 2048] {
+        for (n, k) in [(h, h), (f, h), (h, f)] {
+            let x: Vec<f32> = (0..m * k).map(|i| ((i * 7919) % 1000) as f32 * 1e-3 - 0.5).collect();
+            let w: Vec<f32> = (0..n * k).map(|i| ((i * 104_729) % 1000) as f32 * 1e-3 - 0.5).collect();
+            let exact = LinearProduct::new(w.clone(), n, k, Precision::F32, None)?;
+            let kernel = LinearProduct::new(w, n, k, engine.precision(), None)?;
+            let mut out = vec![0.0f32; m * n];
+            let flop = 2.0 * (m * n * k) as f64;
+            let mut best = [(0.0f64, None::<f64>); 2];
+            pool.install(|| {
+                for _ in 0..5 {
+                    for (i, p) in [&exact, &kernel].into_iter().enumerate() {
+                        let (t, cpu) = (Instant::now(), cpu_seconds());
+                        p.product(m, &x, &mut out);
+                        let (wall, cpu) = (t.elapsed().as_secs_f64(), cpu_seconds().zip(cpu).map(|(b, a)| b - a));
+                        best[i].0 = best[i].0.max(flop / wall / 1e9);
+                        if let Some(c) = cpu.filter(|&c| c > 0.0) {
+                            best[i].1 = Some(best[i].1.unwrap_or(0.0).max(flop / c / 1e9));
+                        }
+                    }
+                }
+            });
+            rows.push(SweepRow {
+                rows: m,
+                n_out: n,
+                n_in: k,
+                f32_gflops: best[0].0,
+                f32_gflops_per_cpu_second: best[0].1,
+                kernel: kernel.kernel(),
+                gflops: best[1].0,
+                gflops_per_cpu_second: best[1].1,
+            });
+        }
+    }
+    let text = if json {
+        let report = serde_json::json!({
+            "cpu": cpu_name(),
+            "threads": engine.threads(),
+            "precision": engine.precision(),
+            "shapes": rows,
+        });
+        serde_json::to_string_pretty(&report)? + "\n"
+    } else {
+        let mut out = String::new();
+        let _ = writeln!(out, "{} threads · {} · precision {}", engine.threads(), cpu_name(), engine.precision());
+        let _ = writeln!(
+            out,
+            "{:>6} {:>6} {:>6} {:>10} {:>12} {:>18} {:>10} {:>12} {:>7} {:>9}",
+            "rows", "n_out", "n_in", "f32 GF/s", "per CPU-s", "kernel", "GF/s", "per CPU-s", "× wall", "× CPU-s"
+        );
+        let opt = |v: Option<f64>| v.map(|v| format!("{v:.1}")).unwrap_or_else(|| "–".into());
+        for r in &rows {
+            let per_cpu = r.gflops_per_cpu_second.zip(r.f32_gflops_per_cpu_second).map(|(a, b)| a / b);
+            let _ = writeln!(
+                out,
+                "{:>6} {:>6} {:>6} {:>10.1} {:>12} {:>18} {:>10.1} {:>12} {:>7.2} {:>9}",
+                r.rows,
+                r.n_out,
+                r.n_in,
+                r.f32_gflops,
+                opt(r.f32_gflops_per_cpu_second),
+                r.kernel,
+                r.gflops,
+                opt(r.gflops_per_cpu_second),
+                r.gflops / r.f32_gflops,
+                per_cpu.map(|x| format!("{x:.2}")).unwrap_or_else(|| "–".into())
+            );
+        }
+        out
+    };
+    stdout::print(text.as_bytes()).context("writing the report")?;
+    Ok(crate::jsonl::Outcome { failed: 0 })
+}
+
+/// CPU time of this process's live threads so far, from `/proc/self/task/*/schedstat` (time on
+/// the CPU in nanoseconds: finer than `/proc/self/stat`'s ticks).
+fn cpu_seconds() -> Option<f64> {
+    let mut ns = 0u64;
+    for task in std::fs::read_dir("/proc/self/task").ok()?.flatten() {
+        let stat = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
+        ns += stat.split_whitespace().next()?.parse::<u64>().ok()?;
+    }
+    Some(ns as f64 * 1e-9)
 }
 
 fn cpu_name() -> String {
@@ -374,7 +563,11 @@ fn peak_rss() -> Option<u64> {
 /// The report as a table.
 fn table(r: &Report) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "model {} · {} threads · {}", r.model, r.threads, r.cpu);
+    let _ = writeln!(
+        out,
+        "model {} · {} threads · {} · precision {} · kernels {}",
+        r.model, r.threads, r.cpu, r.precision, r.kernels
+    );
     let _ = writeln!(
         out,
         "load {:.2} s (first pass {:.2} s) · weights {:.0} MB in memory ({:.0} MB as f32) · peak RSS {}",
@@ -389,18 +582,29 @@ fn table(r: &Report) -> String {
     if let (Some(p), Some(m)) = (r.gemm_peak_gflops, r.gemm_sustained_gflops) {
         let _ = writeln!(
             out,
-            "GEMM peak {p:.1} GFLOP/s, sustained {m:.1} GFLOP/s (1024×4096×1024, before and after the workloads)"
+            "GEMM peak {p:.1} GFLOP/s, sustained {m:.1} GFLOP/s (f32 1024×4096×1024, before and after the workloads)"
+        );
+    }
+    if let Some(g) = &r.precision_gemm {
+        let _ = writeln!(
+            out,
+            "{} peak {:.1} GFLOP/s, sustained {:.1} GFLOP/s on the same product ({:.2}× f32 sustained)",
+            g.kernel,
+            g.peak_gflops,
+            g.sustained_gflops,
+            r.gemm_sustained_gflops.map_or(f64::NAN, |f| g.sustained_gflops / f)
         );
     }
     let _ = writeln!(
         out,
-        "{:<8} {:>6} {:>7} {:>8} {:>9} {:>10} {:>10} {:>10} {:>8} {:>10} {:>8} {:>10}",
+        "{:<8} {:>6} {:>7} {:>8} {:>9} {:>10} {:>12} {:>10} {:>10} {:>8} {:>10} {:>8} {:>10}",
         "workload",
         "items",
         "passes",
         "tokens",
         "seconds",
         "passes/s",
+        "passes/CPU-s",
         "tokens/s",
         "GFLOP/s",
         "of peak",
@@ -412,13 +616,14 @@ fn table(r: &Report) -> String {
     for w in &r.workloads {
         let _ = writeln!(
             out,
-            "{:<8} {:>6} {:>7} {:>8} {:>9.2} {:>10.3} {:>10.1} {:>10.1} {:>8} {:>10.1} {:>8} {:>10}",
+            "{:<8} {:>6} {:>7} {:>8} {:>9.2} {:>10.3} {:>12} {:>10.1} {:>10.1} {:>8} {:>10.1} {:>8} {:>10}",
             format!("{:?}", w.workload).to_lowercase(),
             w.items,
             w.passes,
             w.tokens,
             w.seconds,
             w.passes_per_second,
+            w.passes_per_cpu_second.map(|p| format!("{p:.3}")).unwrap_or_default(),
             w.tokens_per_second,
             w.nominal_gflops,
             percent(w.nominal_gflops, r.gemm_peak_gflops),

@@ -1,14 +1,15 @@
 //! `pairrm eval`: agreement with human preferences on a benchmark file (RewardBench, Auto-J,
 //! HHH-alignment, MT-bench human judgements, labelled pairs), per category, with bootstrap
-//! intervals.
+//! intervals; with `--against`, also how often two precisions agree on it.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::str::FromStr;
 
 use anyhow::Context;
-use pairrm::judge::CompareMode;
-use pairrm_eval::{count_rows, EvalOptions, Evaluator, Format, RowOutcome, TieGrid};
+use pairrm::judge::{CompareMode, CompareRequest};
+use pairrm::{Engine, Precision};
+use pairrm_eval::{count_rows, AgreementReport, EvalOptions, EvalReport, Evaluator, Format, RowOutcome, TieGrid};
 use serde::Serialize;
 
 use crate::args::{ModelArgs, ReportArgs, StatsArgs};
@@ -43,6 +44,14 @@ pub struct Args {
     /// Compare single-turn pairs as one-turn conversations, as RewardBench's PairRM pipeline does.
     #[arg(long)]
     conversation: bool,
+    /// Also score the data in this precision (e.g. `--precision bf16 --against f32`) and report
+    /// how often the two agree: decisions, flips by the margin of `--against`'s logit, the logit
+    /// error's percentiles, and the hidden states' error layer by layer on the first pairs.
+    #[arg(long, value_name = "PRECISION")]
+    against: Option<Precision>,
+    /// With `--against`: the pairs whose hidden states are compared layer by layer.
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    layer_pairs: usize,
     #[command(flatten)]
     stats: StatsArgs,
     #[command(flatten)]
@@ -86,11 +95,84 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
         total += count_rows(args.format, path).with_context(|| format!("reading {}", path.display()))?;
     }
     let engine = args.model.load(!args.report.no_progress)?;
+    let layer_pairs = if args.against.is_some() { args.layer_pairs } else { 0 };
+    let mut rows = RowsWriter::create(args.report.rows.as_deref())?;
+    let run = evaluate(&engine, &args, options, total, layer_pairs, Some(&mut rows))?;
+    rows.finish()?;
+    let mut report = run.report;
+    report.model = Some(engine.model_id().to_string());
+    let agreement = match args.against {
+        None => None,
+        Some(against) => {
+            let precision = engine.precision();
+            let states = layer_states(&engine, &run.first)?;
+            drop(engine);
+            let model = crate::args::ModelArgs { precision: against, ..args.model.clone() };
+            let reference = model.load(!args.report.no_progress)?;
+            let other = evaluate(&reference, &args, options, total, 0, None)?;
+            let against_states = layer_states(&reference, &run.first)?;
+            let mut a =
+                AgreementReport::new(precision.name(), against.name(), &run.logits, &other.logits, args.tie_threshold)
+                    .with_layers(&states, &against_states);
+            a.metric = headline(&report).zip(headline(&other.report)).map(|((name, x), (_, y))| (name, x, y));
+            Some(a)
+        }
+    };
+    let title = format!("{} — {}", report.title, report.model.as_deref().unwrap_or_default());
+    let mut text = render::eval_text(&report);
+    let svg = || plot::svg(&title, &report.summary, None);
+    match &agreement {
+        None => emit(&args.report, &report, &text, svg)?,
+        Some(a) => {
+            text.push_str(&render::agreement_text(a));
+            emit(&args.report, &WithAgreement { report: &report, agreement: a }, &text, svg)?
+        }
+    }
+    if !report.bad_rows.is_empty() {
+        tracing::warn!(bad = report.bad_rows.len(), "some rows were not evaluated");
+    }
+    Ok(Outcome { failed: report.bad_rows.len() })
+}
+
+/// The report with `--against`: the evaluation and, beside it, the agreement.
+#[derive(Serialize)]
+struct WithAgreement<'a> {
+    #[serde(flatten)]
+    report: &'a EvalReport,
+    agreement: &'a AgreementReport,
+}
+
+/// One evaluation of the data: its report, every row's logit in file order (`None` for a bad
+/// row), and the first `keep` comparisons.
+struct Run {
+    report: EvalReport,
+    logits: Vec<Option<f32>>,
+    first: Vec<CompareRequest>,
+}
+
+fn evaluate(
+    engine: &Engine,
+    args: &Args,
+    options: EvalOptions,
+    total: u64,
+    keep: usize,
+    mut rows: Option<&mut RowsWriter>,
+) -> anyhow::Result<Run> {
     let progress = Progress::new(Some(total as usize * args.mode.passes()), args.report.no_progress);
     let scorer = engine.scorer(progress.call_options());
-    let mut rows = RowsWriter::create(args.report.rows.as_deref())?;
     let dimensions = args.format.dimensions();
+    let (mut logits, mut first) = (vec![], vec![]);
     let mut evaluator = Evaluator::new(&scorer, args.format, options)?.on_row(|row| {
+        match &row {
+            RowOutcome::Scored { item, scored, .. } => {
+                logits.push(Some(scored.logit));
+                if first.len() < keep {
+                    first.push(item.request.clone());
+                }
+            }
+            RowOutcome::Bad(_) => logits.push(None),
+        }
+        let Some(rows) = rows.as_deref_mut() else { return };
         let line = match &row {
             RowOutcome::Scored { location, item, scored } => RowLine::Scored {
                 location,
@@ -108,14 +190,25 @@ pub fn run(args: Args) -> anyhow::Result<Outcome> {
     for path in &args.data {
         evaluator.add_file(path).with_context(|| format!("reading {}", path.display()))?;
     }
-    let mut report = evaluator.finish();
+    let report = evaluator.finish();
     progress.finish();
-    rows.finish()?;
-    report.model = Some(engine.model_id().to_string());
-    let title = format!("{} — {}", report.title, engine.model_id());
-    emit(&args.report, &report, &render::eval_text(&report), || plot::svg(&title, &report.summary, None))?;
-    if !report.bad_rows.is_empty() {
-        tracing::warn!(bad = report.bad_rows.len(), "some rows were not evaluated");
-    }
-    Ok(Outcome { failed: report.bad_rows.len() })
+    Ok(Run { report, logits, first })
+}
+
+/// The hidden states of the marker rows, layer by layer, of each comparison (as `logit(A, B)`
+/// reads them).
+fn layer_states(engine: &Engine, requests: &[CompareRequest]) -> anyhow::Result<Vec<Vec<[Vec<f32>; 3]>>> {
+    requests
+        .iter()
+        .map(|r| {
+            let source = format!("{}{}", r.instruction.as_deref().unwrap_or(""), r.source);
+            engine.layer_states(&source, &r.a, &r.b).context("computing the hidden states")
+        })
+        .collect()
+}
+
+/// The headline metric's name and overall value.
+fn headline(report: &EvalReport) -> Option<(String, f64)> {
+    let metric = report.summary.metrics.first()?;
+    Some((metric.title.clone(), report.summary.overall.values.get(&metric.key)?.value?))
 }

@@ -7,6 +7,7 @@ pub mod completions;
 pub mod download;
 pub mod encode;
 pub mod eval;
+pub mod label;
 pub mod man;
 pub mod models;
 pub mod rank;

@@ -3,6 +3,7 @@
 
 use std::fmt::Write;
 
+use pairrm_eval::agreement::{AgreementReport, Percentiles};
 use pairrm_eval::evaluator::{BadRow, EvalReport};
 use pairrm_eval::stats::{Bootstrap, Estimate};
 use pairrm_eval::summary::{MetricInfo, Row, Summary};
@@ -158,6 +159,49 @@ pub fn eval_text(r: &EvalReport) -> String {
         );
     }
     out.push_str(&bad_rows_text(&r.bad_rows));
+    out
+}
+
+/// The agreement of two precisions as text (appended to an evaluation report).
+pub fn agreement_text(a: &AgreementReport) -> String {
+    let mut out = String::new();
+    let (p, q) = (&a.precision, &a.against);
+    let _ = writeln!(
+        out,
+        "\nagreement of {p} with {q} (tie threshold {}): {} rows, the same decision on {} ({:.2}%)",
+        a.tie_threshold,
+        a.rows,
+        a.same_decision,
+        100.0 * a.agreement
+    );
+    if let Some((name, x, y)) = &a.metric {
+        let _ = writeln!(out, "  {name}: {p} {}, {q} {}", percent(Some(*x)), percent(Some(*y)));
+    }
+    let spread = |e: &Percentiles| {
+        format!("mean {:.2e}, median {:.2e}, p90 {:.2e}, p99 {:.2e}, max {:.2e}", e.mean, e.median, e.p90, e.p99, e.max)
+    };
+    if let Some(e) = &a.logit_error {
+        let _ = writeln!(out, "  |logit − logit_{q}|: {}", spread(e));
+    }
+    let _ = writeln!(out, "  decisions flipped, by |logit_{q}|:");
+    for b in &a.flips_by_margin {
+        let range = match b.max {
+            Some(max) => format!("[{}, {max})", b.min),
+            None => format!("≥ {}", b.min),
+        };
+        let _ = writeln!(out, "    {range:<14} {:>8} rows {:>8} flipped", b.rows, b.flips);
+    }
+    if !a.layers.is_empty() {
+        let _ = writeln!(
+            out,
+            "  hidden states of the three marker rows, ‖h_{p} − h_{q}‖ / ‖h_{q}‖ on the first {} pairs (layer 0: embeddings):",
+            a.layer_pairs
+        );
+        for l in &a.layers {
+            let e = &l.relative_error;
+            let _ = writeln!(out, "    layer {:>3}: median {:.2e}, max {:.2e}", l.layer, e.median, e.max);
+        }
+    }
     out
 }
 

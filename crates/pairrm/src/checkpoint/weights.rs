@@ -318,7 +318,7 @@ impl Weights {
         })?;
         let data = match dtype {
             DType::F32 => {
-                let aligned = data.as_ptr() as usize % std::mem::align_of::<f32>() == 0;
+                let aligned = (data.as_ptr() as usize).is_multiple_of(std::mem::align_of::<f32>());
                 if cfg!(target_endian = "little") && aligned {
                     TensorData::Borrowed { buffer: buffer.clone(), start, len: numel }
                 } else {
@@ -519,7 +519,7 @@ mod tests {
         // first makes the F32 one start 2 bytes into the (8-aligned) data.
         let dir = tempfile::tempdir().unwrap();
         let mut header = br#"{"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]},"b":{"dtype":"F32","shape":[2],"data_offsets":[2,10]}}"#.to_vec();
-        while header.len() % 8 != 0 {
+        while !header.len().is_multiple_of(8) {
             header.push(b' ');
         }
         let mut file = (header.len() as u64).to_le_bytes().to_vec();

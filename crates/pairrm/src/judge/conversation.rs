@@ -95,7 +95,7 @@ fn check_roles(turns: &[Turn], name: &str) -> Result<()> {
     if turns.is_empty() {
         return Err(Error::invalid_input(name, "must not be empty"));
     }
-    if turns.len() % 2 != 0 {
+    if !turns.len().is_multiple_of(2) {
         return Err(Error::invalid_input(
             name,
             format!("must have an even number of turns (USER, ASSISTANT pairs), got {}", turns.len()),

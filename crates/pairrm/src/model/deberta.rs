@@ -12,8 +12,9 @@ use std::sync::Mutex;
 
 use rayon::prelude::*;
 
-use super::attention::HeadAttention;
-use super::linear::{LayerNorm, Linear};
+use super::attention::{HeadAttention, Products};
+use super::kernels::bf16::{Kernel, PanelBuf, RowBuf};
+use super::linear::{LayerNorm, Linear, Numerics};
 use super::matrix::{Matrix, WeightDtype};
 use super::ops::{bias_gelu, bias_residual_layer_norm};
 use super::position::RelIndex;
@@ -47,6 +48,9 @@ struct Workspace {
     /// The layer's projected rel tables, widened when stored in 16 bits.
     rel_q: Vec<f32>,
     rel_k: Vec<f32>,
+    /// Queries and keys rounded for the bf16 attention products.
+    q_bf16: RowBuf,
+    k_bf16: RowBuf,
 }
 
 fn ensure(buf: &mut Vec<f32>, len: usize) {
@@ -157,10 +161,8 @@ struct Layer {
     query: Linear,
     key: Linear,
     value: Linear,
-    /// The rel-embedding table through `query` (bias included): `[2·span, H]`.
-    rel_query: Matrix,
-    /// The rel-embedding table through `key` (bias included): `[2·span, H]`.
-    rel_key: Matrix,
+    /// The rel-embedding table through `query` and `key` (bias included).
+    rel: RelTables,
     attn_out: Linear,
     attn_norm: LayerNorm,
     intermediate: Linear,
@@ -173,30 +175,42 @@ struct Layer {
 
 impl Layer {
     /// Reads layer `index` from scope `w` (`…encoder.layer.{index}`) and projects the rel table
-    /// `rel` through its query and key weights.
-    fn load(w: &WeightScope, index: usize, cfg: &DebertaConfig, rel: &[f32], dtype: WeightDtype) -> Result<Self> {
+    /// `rel` through its query and key weights (exactly, in f32, whatever the precision).
+    fn load(w: &WeightScope, index: usize, cfg: &DebertaConfig, rel: &[f32], numerics: &Numerics) -> Result<Self> {
         let (h, ah, f) = (cfg.hidden_size, cfg.all_head_size(), cfg.intermediate_size);
         let eps = cfg.layer_norm_eps;
         let (attention, output) = (w.at("attention.self"), w.at("attention.output"));
-        let query = Linear::load(&attention.at("query_proj"), ah, h, dtype)?;
-        let key = Linear::load(&attention.at("key_proj"), ah, h, dtype)?;
-        let rel_rows = rel.len() / h;
-        let project = |linear: &Linear| {
-            let mut out = vec![0.0; rel_rows * ah];
-            linear.forward(rel, rel_rows, &mut out);
-            Matrix::from_f32(out, dtype)
+        let project = |name: &str| Linear::exact_forward(&attention.at(name), ah, h, rel);
+        let (d, rel_rows) = (cfg.attention_head_size, rel.len() / h);
+        // The bf16 operands of a head start at an even column.
+        let rel = match numerics.attention_kernel().filter(|_| d.is_multiple_of(2)) {
+            None => RelTables::Exact {
+                query: Matrix::from_f32(project("query_proj")?, numerics.dtype),
+                key: Matrix::from_f32(project("key_proj")?, numerics.dtype),
+            },
+            Some(kernel) => {
+                let heads = |table: Vec<f32>| -> Vec<PanelBuf> {
+                    (0..cfg.num_attention_heads)
+                        .map(|hd| {
+                            let mut panels = PanelBuf::default();
+                            panels.columns(&table[hd * d..], rel_rows, d, ah);
+                            panels
+                        })
+                        .collect()
+                };
+                RelTables::Bf16 { kernel, query: heads(project("query_proj")?), key: heads(project("key_proj")?) }
+            }
         };
         Ok(Layer {
             index,
-            rel_query: project(&query),
-            rel_key: project(&key),
-            query,
-            key,
-            value: Linear::load(&attention.at("value_proj"), ah, h, dtype)?,
-            attn_out: Linear::load(&output.at("dense"), h, ah, dtype)?,
+            rel,
+            query: Linear::load(&attention.at("query_proj"), ah, h, numerics)?,
+            key: Linear::load(&attention.at("key_proj"), ah, h, numerics)?,
+            value: Linear::load(&attention.at("value_proj"), ah, h, numerics)?,
+            attn_out: Linear::load(&output.at("dense"), h, ah, numerics)?,
             attn_norm: LayerNorm::load(&output.at("LayerNorm"), h, eps)?,
-            intermediate: Linear::load(&w.at("intermediate.dense"), f, h, dtype)?,
-            output: Linear::load(&w.at("output.dense"), h, f, dtype)?,
+            intermediate: Linear::load(&w.at("intermediate.dense"), f, h, numerics)?,
+            output: Linear::load(&w.at("output.dense"), h, f, numerics)?,
             out_norm: LayerNorm::load(&w.at("output.LayerNorm"), h, eps)?,
             heads: cfg.num_attention_heads,
             head_size: cfg.attention_head_size,
@@ -208,8 +222,7 @@ impl Layer {
     fn bytes(&self) -> u64 {
         let linears = [&self.query, &self.key, &self.value, &self.attn_out, &self.intermediate, &self.output];
         linears.iter().map(|l| l.bytes()).sum::<u64>()
-            + self.rel_query.bytes()
-            + self.rel_key.bytes()
+            + self.rel.bytes()
             + self.attn_norm.bytes()
             + self.out_norm.bytes()
     }
@@ -252,21 +265,37 @@ impl Layer {
         self.value.forward(&ws.x, total, &mut ws.v);
 
         // Attention per (sequence, head), each writing its own block of `ctx`.
-        let rel_query = self.rel_query.as_f32(&mut ws.rel_q);
-        let rel_key = self.rel_key.as_f32(&mut ws.rel_k);
+        let (rel_query, rel_key): (&[f32], &[f32]) = match &self.rel {
+            RelTables::Exact { query, key } => (query.as_f32(&mut ws.rel_q), key.as_f32(&mut ws.rel_k)),
+            RelTables::Bf16 { kernel, .. } => {
+                ws.q_bf16.fill(*kernel, &ws.q, n_q, ah, ah, true);
+                ws.k_bf16.fill(*kernel, &ws.k, total, ah, ah, true);
+                (&[], &[])
+            }
+        };
         let ctx = SharedRows { ptr: ws.ctx.as_mut_ptr(), len: n_q * ah };
-        let (q, k, v) = (&ws.q, &ws.k, &ws.v);
+        let (q, k, v, q_bf16, k_bf16) = (&ws.q, &ws.k, &ws.v, &ws.q_bf16, &ws.k_bf16);
         (0..rows.seqs.len() * heads).into_par_iter().for_each(|task| {
             let (s, hd) = (task / heads, task % heads);
+            let len = rows.seqs[s].len();
+            let products = match &self.rel {
+                RelTables::Exact { .. } => Products::F32 { rel_q: &rel_query[hd * d..], rel_k: &rel_key[hd * d..] },
+                RelTables::Bf16 { kernel, query, key } => Products::Bf16 {
+                    kernel: *kernel,
+                    q: q_bf16.view(rows.q_offsets[s], rows.positions[s].len(), hd * d),
+                    k: k_bf16.view(rows.offsets[s], len, hd * d),
+                    rel_q: &query[hd],
+                    rel_k: &key[hd],
+                },
+            };
             let att = HeadAttention {
                 q: &q[rows.q_offsets[s] * ah + hd * d..],
                 k: &k[rows.offsets[s] * ah + hd * d..],
                 v: &v[rows.offsets[s] * ah + hd * d..],
-                rel_q: &rel_query[hd * d..],
-                rel_k: &rel_key[hd * d..],
+                products,
                 stride: ah,
                 d,
-                len: rows.seqs[s].len(),
+                len,
                 pos_att: self.pos_att,
             };
             let first = rows.q_offsets[s] * ah + hd * d;
@@ -292,13 +321,41 @@ impl Layer {
         let _span = tracing::trace_span!("feed_forward", layer = self.index).entered();
         let h = self.out_norm.gamma.len();
         let f = self.intermediate.n_out();
-        ensure(&mut ws.inter, n_q * f);
-        self.intermediate.product(&ws.attn, n_q, &mut ws.inter);
-        bias_gelu(&mut ws.inter[..n_q * f], &self.intermediate.bias);
-        self.output.product(&ws.inter, n_q, &mut ws.x);
+        // Packed weights cost nothing to reuse, so their rows go through in chunks: the
+        // intermediate activations (4H wide) then take a quarter of the memory of a 2048-token
+        // batch's. The `gemm` crate packs its weight operand on every call: it gets all rows at once.
+        let chunk = if self.intermediate.is_packed() { FFN_CHUNK_ROWS } else { n_q.max(1) };
+        ensure(&mut ws.inter, chunk.min(n_q) * f);
         let norm = &self.out_norm;
-        let x = &mut ws.x[..n_q * h];
-        bias_residual_layer_norm(x, &self.output.bias, &ws.attn[..n_q * h], &norm.gamma, &norm.beta, norm.eps);
+        for r0 in (0..n_q).step_by(chunk) {
+            let rows = chunk.min(n_q - r0);
+            let (attn, x) = (&ws.attn[r0 * h..(r0 + rows) * h], &mut ws.x[r0 * h..(r0 + rows) * h]);
+            self.intermediate.product(attn, rows, &mut ws.inter);
+            bias_gelu(&mut ws.inter[..rows * f], &self.intermediate.bias);
+            self.output.product(&ws.inter, rows, x);
+            bias_residual_layer_norm(x, &self.output.bias, attn, &norm.gamma, &norm.beta, norm.eps);
+        }
+    }
+}
+
+/// Rows per chunk of the feed-forward block with packed weights.
+const FFN_CHUNK_ROWS: usize = 512;
+
+/// A layer's rel-embedding table projected through its query and key weights, as the attention
+/// reads them.
+enum RelTables {
+    /// `[2·span, H]` each, f32 or in 16 bits (widened per layer): the exact tier.
+    Exact { query: Matrix, key: Matrix },
+    /// Each head's block in bf16 panels (rel rows as columns), for the bf16 attention products.
+    Bf16 { kernel: Kernel, query: Vec<PanelBuf>, key: Vec<PanelBuf> },
+}
+
+impl RelTables {
+    fn bytes(&self) -> u64 {
+        match self {
+            RelTables::Exact { query, key } => query.bytes() + key.bytes(),
+            RelTables::Bf16 { query, key, .. } => query.iter().chain(key).map(PanelBuf::bytes).sum(),
+        }
     }
 }
 
@@ -312,12 +369,12 @@ pub(crate) struct Encoder {
 
 impl Encoder {
     /// Loads the encoder from scope `w` (the backbone: tensors `embeddings.…` and `encoder.…`).
-    pub(crate) fn load(w: &WeightScope, cfg: &DebertaConfig, dtype: WeightDtype) -> Result<Self> {
+    pub(crate) fn load(w: &WeightScope, cfg: &DebertaConfig, numerics: &Numerics) -> Result<Self> {
         let embeddings = Embeddings::load(&w.at("embeddings"), cfg)?;
         let encoder = w.at("encoder");
         let rel = rel_embeddings(&encoder, cfg)?;
         let layers = (0..cfg.num_hidden_layers)
-            .map(|i| Layer::load(&encoder.at("layer").at(i), i, cfg, &rel, dtype))
+            .map(|i| Layer::load(&encoder.at("layer").at(i), i, cfg, &rel, numerics))
             .collect::<Result<Vec<_>>>()?;
         Ok(Encoder { cfg: cfg.clone(), embeddings, layers, workspaces: Mutex::default() })
     }
@@ -325,6 +382,19 @@ impl Encoder {
     /// Bytes of the encoder's weights as stored (the rel-embedding table as its two projections).
     pub(crate) fn weight_bytes(&self) -> u64 {
         self.embeddings.bytes() + self.layers.iter().map(Layer::bytes).sum::<u64>()
+    }
+
+    /// The kernel of the linear layers' products.
+    pub(crate) fn linear_kernel(&self) -> &'static str {
+        self.layers[0].query.kernel()
+    }
+
+    /// The kernel of the attention's products.
+    pub(crate) fn attention_kernel(&self) -> &'static str {
+        match &self.layers[0].rel {
+            RelTables::Exact { .. } => "f32-gemm",
+            RelTables::Bf16 { kernel, .. } => kernel.name(),
+        }
     }
 
     /// Rows of the word-embedding table: every token id must be below this.
@@ -335,6 +405,12 @@ impl Encoder {
     /// Runs the encoder and returns the final hidden states of the three requested rows of every
     /// sequence: `[seqs × 3 × H]`. Token ids must be below [`Self::vocab_rows`].
     pub(crate) fn forward(&self, batch: &Batch) -> Vec<f32> {
+        self.forward_traced(batch, &mut |_| {})
+    }
+
+    /// [`Self::forward`], handing `trace` the hidden states of the requested rows (`[seqs × 3 ×
+    /// H]`) after the embeddings and after every layer.
+    pub(crate) fn forward_traced(&self, batch: &Batch, trace: &mut dyn FnMut(&[f32])) -> Vec<f32> {
         let _span = tracing::trace_span!("encoder", seqs = batch.seqs.len()).entered();
         let h = self.cfg.hidden_size;
         let all = Rows::all(batch.seqs);
@@ -342,15 +418,26 @@ impl Encoder {
         let rel_index =
             RelIndex::new(max_len, self.cfg.position_buckets, self.cfg.max_relative_positions, self.cfg.att_span());
         let mut ws = self.workspaces.lock().expect("workspace pool").pop().unwrap_or_default();
+        let mut outputs = vec![0.0f32; batch.seqs.len() * 3 * h];
+        let mut gather = |x: &[f32]| {
+            let rows = batch.outputs.iter().zip(&all.offsets).flat_map(|(ps, &o)| ps.iter().map(move |&p| o + p));
+            for (dst, r) in outputs.chunks_exact_mut(h).zip(rows) {
+                dst.copy_from_slice(&x[r * h..(r + 1) * h]);
+            }
+            trace(&outputs);
+        };
 
         ensure(&mut ws.x, all.total * h);
         self.embeddings.forward(batch.seqs, &mut ws.x[..all.total * h]);
+        gather(&ws.x);
         let (last, rest) = self.layers.split_last().expect("at least one layer");
         for layer in rest {
             layer.forward(&mut ws, &all, &rel_index);
+            gather(&ws.x);
         }
         last.forward(&mut ws, &Rows::only(batch.seqs, batch.outputs), &rel_index);
         let out = ws.x[..batch.seqs.len() * 3 * h].to_vec();
+        trace(&out);
         self.workspaces.lock().expect("workspace pool").push(ws);
         out
     }

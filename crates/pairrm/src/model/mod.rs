@@ -5,10 +5,12 @@ mod deberta;
 mod flops;
 mod gemm;
 mod head;
+pub mod kernels;
 mod linear;
 mod matrix;
 mod ops;
 pub mod position;
+mod precision;
 mod vmath;
 
 use crate::checkpoint::{Checkpoint, BACKBONE};
@@ -17,31 +19,69 @@ use crate::error::{Error, Result};
 use crate::input::PairInput;
 
 use deberta::{Batch, Encoder};
+use head::Head;
+pub use kernels::KernelLevel;
+use linear::Numerics;
+pub use linear::{LinearProduct, ModelOptions};
 pub use matrix::WeightDtype;
+pub use precision::Precision;
 
 /// `c[m×n] = a[m×k] · bᵀ` with `b` `[n×k]` row-major, on the current rayon pool: the product the
-/// linear layers use (for measuring this machine's GEMM rate).
+/// exact tier's linear layers use (for measuring this machine's GEMM rate).
 pub fn linear_product(m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
     gemm::linear(m, n, k, a, b, c, gemm::Threads::Pool);
 }
-use head::Head;
 
-/// A loaded PairRM model, computing in f32.
+/// The kernels a loaded model runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Kernels {
+    /// The linear layers' products (e.g. `f32-gemm`, `bf16-avx512-bf16`).
+    pub linear: &'static str,
+    /// The attention products (scores, relative terms, context).
+    pub attention: &'static str,
+    /// The instruction-set level the kernels were capped at (what the CPU supports, or lower
+    /// where `PAIRRM_KERNELS` or the options say so).
+    pub level: KernelLevel,
+}
+
+impl std::fmt::Display for Kernels {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "linear {}, attention {} (level {})", self.linear, self.attention, self.level)
+    }
+}
+
+/// A loaded PairRM model.
 pub struct PairRm {
     encoder: Encoder,
     head: Head,
     config: DebertaConfig,
+    numerics: Numerics,
 }
 
 impl PairRm {
-    /// Builds the model from a checkpoint's weights, stored as `dtype`; the input-independent
-    /// rel-embedding projections are computed here, once.
-    pub fn load(checkpoint: &Checkpoint, dtype: WeightDtype) -> Result<Self> {
+    /// Builds the model from a checkpoint's weights, held and multiplied as `options` say; the
+    /// input-independent rel-embedding projections are computed here, once.
+    pub fn load(checkpoint: &Checkpoint, options: &ModelOptions) -> Result<Self> {
+        let numerics = Numerics::new(options)?;
         let cfg = &checkpoint.deberta;
-        let encoder = Encoder::load(&checkpoint.weights.at(BACKBONE), cfg, dtype)?;
+        let encoder = Encoder::load(&checkpoint.weights.at(BACKBONE), cfg, &numerics)?;
         let head = Head::load(&checkpoint.weights, cfg.hidden_size, checkpoint.pairrm.n_tasks)?;
         checkpoint.check_all_used()?;
-        Ok(PairRm { encoder, head, config: cfg.clone() })
+        Ok(PairRm { encoder, head, config: cfg.clone(), numerics })
+    }
+
+    /// The arithmetic tier of the linear layers.
+    pub fn precision(&self) -> Precision {
+        self.numerics.precision
+    }
+
+    /// The kernels this model runs.
+    pub fn kernels(&self) -> Kernels {
+        Kernels {
+            linear: self.encoder.linear_kernel(),
+            attention: self.encoder.attention_kernel(),
+            level: self.numerics.level,
+        }
     }
 
     /// The backbone configuration.
@@ -79,16 +119,37 @@ impl PairRm {
         flops::executed(&self.config, len)
     }
 
+    /// The hidden states of the three marker rows of `input` (source, left and right candidate,
+    /// in that order, `H` values each) after the embeddings and after every layer: `layers + 1`
+    /// entries, the last one what the head reads. For measuring how far a precision's states
+    /// drift from f32's, layer by layer.
+    pub fn layer_states(&self, input: &PairInput) -> Result<Vec<[Vec<f32>; 3]>> {
+        self.check_ids(0, input)?;
+        let h = self.config.hidden_size;
+        let seqs = [input.ids.as_slice()];
+        let outputs = [input.marker_positions()];
+        let mut states = vec![];
+        self.encoder.forward_traced(&Batch { seqs: &seqs, outputs: &outputs }, &mut |x| {
+            states.push([x[..h].to_vec(), x[h..2 * h].to_vec(), x[2 * h..3 * h].to_vec()]);
+        });
+        Ok(states)
+    }
+
+    fn check_ids(&self, n: usize, input: &PairInput) -> Result<()> {
+        match input.ids.iter().find(|&&id| id as usize >= self.vocab_rows()) {
+            Some(&bad) => Err(Error::invalid_input(
+                format!("input {n}"),
+                format!("token id {bad} is outside the embedding table ({} rows)", self.vocab_rows()),
+            )),
+            None => Ok(()),
+        }
+    }
+
     /// `logit(left, right)` of every input. Each result depends only on its own input, never on
     /// the rest of the batch or on the number of threads.
     pub fn logits(&self, inputs: &[&PairInput]) -> Result<Vec<f32>> {
         for (n, input) in inputs.iter().enumerate() {
-            if let Some(&bad) = input.ids.iter().find(|&&id| id as usize >= self.vocab_rows()) {
-                return Err(Error::invalid_input(
-                    format!("input {n}"),
-                    format!("token id {bad} is outside the embedding table ({} rows)", self.vocab_rows()),
-                ));
-            }
+            self.check_ids(n, input)?;
         }
         if inputs.is_empty() {
             return Ok(vec![]);

@@ -301,7 +301,7 @@ fn check_charsmap(charsmap: &[u8], path: &Path) -> Result<()> {
         return bad("shorter than its 4-byte header");
     };
     let trie_size = u32::from_le_bytes([head[0], head[1], head[2], head[3]]) as usize;
-    if trie_size == 0 || trie_size % 4 != 0 {
+    if trie_size == 0 || !trie_size.is_multiple_of(4) {
         return bad("trie size is not a positive multiple of 4");
     }
     if trie_size > charsmap.len() - 4 {
