@@ -142,6 +142,10 @@ fn absurd_limits_stop_the_job() {
     let (rewardbench, outputs, baseline) =
         (data("rewardbench.jsonl"), data("winrate/model_outputs.json"), data("winrate/baseline.jsonl"));
     let huge = "18446744073709551615";
+    let tmp = tempfile::tempdir().unwrap();
+    let rows = tmp.path().join("rows.jsonl");
+    std::fs::write(&rows, "{\"prompt\": \"q\", \"candidates\": [\"a\", \"b\"]}\n").unwrap();
+    let (rows, labelled) = (rows.display().to_string(), tmp.path().join("labelled.jsonl").display().to_string());
     for args in [
         vec!["encode"],
         vec!["rank"],
@@ -149,6 +153,7 @@ fn absurd_limits_stop_the_job() {
         vec!["eval", "--data", &rewardbench, "--format", "rewardbench"],
         vec!["winrate", "--outputs", &outputs, "--baseline", &baseline],
         vec!["serve", "--host", "127.0.0.1", "--port", "0"],
+        vec!["label", "--input", &rows, "--output", &labelled],
     ] {
         let args = [&args[..], &["--model", model, "--candidate-max-length", huge]].concat();
         let out = pairrm(&args, "{\"source\": \"q\", \"a\": \"x\", \"b\": \"y\", \"candidates\": [\"x\"]}\n");
@@ -157,6 +162,7 @@ fn absurd_limits_stop_the_job() {
         let e = stderr(&out);
         assert!(e.contains(&format!("candidate_max_length: {huge} is too large")), "{args:?}: {e}");
     }
+    assert!(!Path::new(&labelled).exists(), "label wrote nothing");
     // The largest limit works.
     let out = pairrm(&["compare", "--model", model, "--candidate-max-length", "4194304"], PAIRS);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
