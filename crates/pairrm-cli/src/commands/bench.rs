@@ -135,6 +135,20 @@ struct Report {
 
 /// Runs `pairrm bench`.
 pub fn run(args: Args) -> anyhow::Result<crate::jsonl::Outcome> {
+    // The GEMM rates are measured before and after the workloads: on a shared machine they drift.
+    // The opening measurement runs before the model is loaded, so that its operands (and its
+    // threads' buffers) are gone before the memory that the report's peak measures.
+    let precision = args.model.precision;
+    let measure = |threads: usize| -> anyhow::Result<_> { Ok(GemmRates::new(precision)?.measure(threads)) };
+    let rates = !args.no_peak && !args.gemm_sweep && args.write_workload.is_none();
+    let threads = match args.model.threads {
+        0 => std::thread::available_parallelism().map_or(1, usize::from),
+        n => n,
+    };
+    let before = rates.then(|| measure(threads)).transpose()?;
+    if rates {
+        release_freed_memory();
+    }
     let start = Instant::now();
     let engine = args.model.load(true)?;
     let load_seconds = start.elapsed().as_secs_f64();
@@ -161,19 +175,9 @@ pub fn run(args: Args) -> anyhow::Result<crate::jsonl::Outcome> {
         }
     }
     let first_pass_seconds = first_pass.elapsed().as_secs_f64();
-    let precision = engine.precision();
     if args.gemm_sweep {
         return gemm_sweep(&engine, args.json);
     }
-    // The GEMM rates are measured before and after the workloads: on a shared machine they drift.
-    // Their operands are made for each measurement and dropped after it, so that they do not add
-    // to the workloads' peak memory.
-    let measure = || -> anyhow::Result<_> { Ok(GemmRates::new(precision)?.measure(engine.threads())) };
-    // The peak of loading and the warm-up pass, then the opening measurement with the peak reset
-    // after it (its operands are freed, but the high-water mark would keep them).
-    let load_peak = peak_rss();
-    let before = (!args.no_peak).then(measure).transpose()?;
-    let reset = !args.no_peak && reset_peak_rss();
     let mut reports = vec![];
     for &w in &args.workload {
         let work: Vec<&Item> = items.iter().filter(|i| i.workload == w).collect();
@@ -181,11 +185,8 @@ pub fn run(args: Args) -> anyhow::Result<crate::jsonl::Outcome> {
     }
     // Read before the closing GEMM-rate measurement: its operands would sit on top of the
     // workspaces the workloads leave allocated.
-    let peak_rss_bytes = match (peak_rss(), reset) {
-        (Some(workloads), true) => Some(workloads.max(load_peak.unwrap_or(0))),
-        (peak, _) => peak,
-    };
-    let after = (!args.no_peak).then(measure).transpose()?;
+    let peak_rss_bytes = peak_rss();
+    let after = rates.then(|| measure(engine.threads())).transpose()?;
     let (gemm, reduced) = match (before, after) {
         (Some((f0, r0, _)), Some((f1, r1, kernel))) => {
             (Some(f0.merge(f1)), r0.zip(r1).map(|(a, b)| a.merge(b)).zip(kernel))
@@ -560,16 +561,14 @@ fn cpu_name() -> String {
 }
 
 /// Peak resident set size of this process (Linux `VmHWM`).
-/// Resets the peak resident memory to the current one (Linux's `clear_refs` value 5); whether
-/// it could. The memory freed so far is first handed back to the system: glibc keeps freed
-/// blocks of the size of the GEMM-rate operands in its heap, where they would count as resident.
-fn reset_peak_rss() -> bool {
+/// Hands the memory freed so far back to the system: glibc keeps freed blocks of the size of the
+/// GEMM-rate operands in its heap, where the model's allocations would not necessarily reuse them.
+fn release_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only returns free heap pages to the system; it takes no pointers.
     unsafe {
         libc::malloc_trim(0);
     }
-    std::fs::write("/proc/self/clear_refs", "5").is_ok()
 }
 
 fn peak_rss() -> Option<u64> {
