@@ -104,6 +104,14 @@ impl Engine {
         let model_options =
             ModelOptions { precision: options.precision, dtype: options.dtype, kernel_level: options.kernel_level };
         let model = pool.install(|| PairRm::load(&checkpoint, &model_options))?;
+        // Without AVX512-BF16 the bf16 products widen to f32 on FMAs and run slower than the exact
+        // tier (measured on AVX2: about 0.75× f32, see docs/precision.md).
+        if options.precision == crate::Precision::Bf16 && model.kernels().linear != "bf16-avx512-bf16" {
+            tracing::warn!(
+                kernel = model.kernels().linear,
+                "precision bf16 without AVX512-BF16 is slower than f32 on this CPU; int8 is the faster tier here"
+            );
+        }
         let Checkpoint { tokenizer, pairrm, model_id, layout, dir, .. } = checkpoint;
         let model_sha = snapshot_commit(&dir);
         Ok(Engine {

@@ -135,6 +135,20 @@ struct Report {
 
 /// Runs `pairrm bench`.
 pub fn run(args: Args) -> anyhow::Result<crate::jsonl::Outcome> {
+    // The GEMM rates are measured before and after the workloads: on a shared machine they drift.
+    // The opening measurement runs before the model is loaded, so that its operands (and its
+    // threads' buffers) are gone before the memory that the report's peak measures.
+    let precision = args.model.precision;
+    let measure = |threads: usize| -> anyhow::Result<_> { Ok(GemmRates::new(precision)?.measure(threads)) };
+    let rates = !args.no_peak && !args.gemm_sweep && args.write_workload.is_none();
+    let threads = match args.model.threads {
+        0 => std::thread::available_parallelism().map_or(1, usize::from),
+        n => n,
+    };
+    let before = rates.then(|| measure(threads)).transpose()?;
+    if rates {
+        release_freed_memory();
+    }
     let start = Instant::now();
     let engine = args.model.load(true)?;
     let load_seconds = start.elapsed().as_secs_f64();
@@ -161,15 +175,9 @@ pub fn run(args: Args) -> anyhow::Result<crate::jsonl::Outcome> {
         }
     }
     let first_pass_seconds = first_pass.elapsed().as_secs_f64();
-    let precision = engine.precision();
     if args.gemm_sweep {
         return gemm_sweep(&engine, args.json);
     }
-    // The GEMM rates are measured before and after the workloads: on a shared machine they drift.
-    // Their operands are made for each measurement and dropped after it, so that they do not add
-    // to the workloads' peak memory.
-    let measure = || -> anyhow::Result<_> { Ok(GemmRates::new(precision)?.measure(engine.threads())) };
-    let before = (!args.no_peak).then(measure).transpose()?;
     let mut reports = vec![];
     for &w in &args.workload {
         let work: Vec<&Item> = items.iter().filter(|i| i.workload == w).collect();
@@ -178,7 +186,7 @@ pub fn run(args: Args) -> anyhow::Result<crate::jsonl::Outcome> {
     // Read before the closing GEMM-rate measurement: its operands would sit on top of the
     // workspaces the workloads leave allocated.
     let peak_rss_bytes = peak_rss();
-    let after = (!args.no_peak).then(measure).transpose()?;
+    let after = rates.then(|| measure(engine.threads())).transpose()?;
     let (gemm, reduced) = match (before, after) {
         (Some((f0, r0, _)), Some((f1, r1, kernel))) => {
             (Some(f0.merge(f1)), r0.zip(r1).map(|(a, b)| a.merge(b)).zip(kernel))
@@ -553,6 +561,16 @@ fn cpu_name() -> String {
 }
 
 /// Peak resident set size of this process (Linux `VmHWM`).
+/// Hands the memory freed so far back to the system: glibc keeps freed blocks of the size of the
+/// GEMM-rate operands in its heap, where the model's allocations would not necessarily reuse them.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free heap pages to the system; it takes no pointers.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 fn peak_rss() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
