@@ -6,6 +6,8 @@ What it makes (under --out, default tests/fixtures/models):
   tiny-backbone-lower/  the same tokenizer with do_lower_case and split_by_punct on
   tiny-original/        LLM-Blender layout, model.safetensors, model_name "../tiny-backbone"
   tiny-original-bin/    LLM-Blender layout, pytorch_model.bin, n_tasks 3, model_name "../tiny-backbone-lower"
+  tiny-pair-ranker/     llm-blender/pair-ranker's layout: LLM-Blender layout, limits 128/128, pytorch_model.bin
+                        holding the `pretrained_model.embeddings.position_ids` buffer older transformers saved
   tiny-hf/              PairRM-hf layout: DeBERTa config with marker ids, model.safetensors, tokenizer.json
   realtok-backbone/     config.json + tokenizer_config.json of a DeBERTa-v3-shaped backbone whose
                         tokenizer is the REAL deberta-v3 spm.model (committed: tests/fixtures/tokenizer/deberta-v3)
@@ -99,6 +101,19 @@ def tiny_cases():
         ("Be kind. ", "Hello", "Good morning, good evening, good night!", "Hi"),
     ]
     return [dict(instruction=i, source=s, a=a, b=b) for i, s, a, b in cases]
+
+
+def pair_ranker_cases():
+    """The tiny cases plus texts past pair-ranker's 128-token limits."""
+    very_long_src = " ".join(["Please explain in detail why the sky is blue and the sea is green."] * 20)
+    very_long_a = "The sky is blue because of Rayleigh scattering. " * 30
+    very_long_b = "Because the ocean reflects it, and the water absorbs red light. " * 25
+    extra = [
+        dict(instruction="", source=very_long_src, a=very_long_a, b=very_long_b),
+        dict(instruction="Summarize: ", source=very_long_src, a="Short.", b=very_long_b),
+        dict(instruction="", source="Short question?", a=very_long_a, b="No."),
+    ]
+    return tiny_cases() + extra
 
 
 def tiny_rank_cases():
@@ -384,22 +399,28 @@ def build_tiny(out: Path, seed: int, only):
     tok_len = {}
     for name, lower in [("tiny-backbone", False), ("tiny-backbone-lower", True)]:
         d = out / name
-        if d.exists():
-            shutil.rmtree(d)
-        d.mkdir(parents=True)
-        train_tiny_spm(d / "spm.model", lower)
-        cfg0 = deberta_config(1024, 32, 2, 4, 64, 8, 64)
-        write_backbone(d, cfg0, lower, None)
+        # With --only, an existing backbone is kept as it is (the checkpoints built on it stay valid).
+        if not (only and name not in only and d.exists()):
+            if d.exists():
+                shutil.rmtree(d)
+            d.mkdir(parents=True)
+            train_tiny_spm(d / "spm.model", lower)
+            cfg0 = deberta_config(1024, 32, 2, 4, 64, 8, 64)
+            write_backbone(d, cfg0, lower, None)
         tok = AutoTokenizer.from_pretrained(str(d))
         tok_len[name] = len(tok)
     cfg = deberta_config(1024, 32, 2, 4, 64, 8, 64)
 
     specs = [
-        # name, backbone, weights file, n_tasks, seed offset
-        ("tiny-original", "tiny-backbone", "model.safetensors", 1, 1),
-        ("tiny-original-bin", "tiny-backbone-lower", "pytorch_model.bin", 3, 2),
+        # name, backbone, weights file, n_tasks, seed offset, limits, extra state entries, cases
+        ("tiny-original", "tiny-backbone", "model.safetensors", 1, 1, (24, 16), False, tiny_cases()),
+        ("tiny-original-bin", "tiny-backbone-lower", "pytorch_model.bin", 3, 2, (24, 16), False, tiny_cases()),
+        # llm-blender/pair-ranker's layout: LLM-Blender's ranker config with its 128/128 limits, a
+        # pytorch_model.bin saved with the `position_ids` buffer transformers < 4.31 wrote (the
+        # reference loads .bin with strict=False and drops it).
+        ("tiny-pair-ranker", "tiny-backbone", "pytorch_model.bin", 3, 5, (128, 128), True, pair_ranker_cases()),
     ]
-    for name, backbone, wfile, n_tasks, off in specs:
+    for name, backbone, wfile, n_tasks, off, (src_max, cand_max), position_ids, cases in specs:
         if only and name not in only:
             continue
         d = out / name
@@ -408,15 +429,18 @@ def build_tiny(out: Path, seed: int, only):
         d.mkdir(parents=True)
         n_rows = tok_len[backbone] + len(MARKERS)
         state = random_state(cfg, n_rows, n_tasks, seed * 100 + off)
+        if position_ids:
+            import torch
+            state["pretrained_model.embeddings.position_ids"] = torch.arange(cfg.max_position_embeddings).expand((1, -1))
         save_weights(state, d / wfile)
-        write_json(d / "config.json", ranker_config(f"../{backbone}", 24, 16, n_tasks))
+        write_json(d / "config.json", ranker_config(f"../{backbone}", src_max, cand_max, n_tasks))
         with tempfile.TemporaryDirectory() as tmp:
             tmp = Path(tmp)
             shutil.copytree(out / backbone, tmp / backbone)
             backbone_weights_for_reference(tmp / backbone, cfg)
             shutil.copytree(d, tmp / name)
             ref = Reference(tmp / name, cwd=tmp / name)
-            write_json(d / "goldens.json", goldens(ref, tiny_cases(), tiny_rank_cases(), with_extras=True))
+            write_json(d / "goldens.json", goldens(ref, cases, tiny_rank_cases(), with_extras=True))
         print(f"built {name}", file=sys.stderr)
 
     name = "tiny-hf"

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import pickle
 import re
+import shutil
+import struct
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +72,33 @@ def test_not_loaded() -> None:
 def test_bad_input(blender: pairrm.Blender, call: Any, error: type, message: str) -> None:
     with pytest.raises(error, match=re.escape(message)):
         call(blender)
+
+
+def test_absurd_limits_are_refused(blender: pairrm.Blender) -> None:
+    # A limit past 2^22 tokens is refused naming it, not loaded as a model that drops every candidate.
+    huge = 18446744073709551615
+    with pytest.warns(UserWarning), pytest.raises(ValueError, match=f"candidate_max_length: {huge} is too large"):
+        blender.rank(["x"], [["a", "b"]], candidate_max_length=huge)
+    with pytest.raises(ValueError, match="source_max_length: 4194305 is too large"):
+        pairrm.Engine(model_dir("tiny-original"), source_max_length=4194305)
+
+
+def test_non_finite_results_raise(tmp_path: Path) -> None:
+    # A NaN in the [CLS] row of the word embeddings (a lookup table, not scanned at load) reaches
+    # every input: the call raises, naming the item, instead of returning NaN scores.
+    for name in ["tiny-original", "tiny-backbone"]:
+        shutil.copytree(model_dir(name), tmp_path / name)
+    weights = tmp_path / "tiny-original" / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    (n,) = struct.unpack("<Q", data[:8])
+    entry = json.loads(data[8 : 8 + n])["pretrained_model.embeddings.word_embeddings.weight"]
+    at = 8 + n + entry["data_offsets"][0] + 4 * (32 + 3)
+    data[at : at + 4] = struct.pack("<f", float("nan"))
+    weights.write_bytes(bytes(data))
+    blender = pairrm.Blender(use_tqdm=False)
+    blender.loadranker(str(tmp_path / "tiny-original"))
+    with pytest.raises(RuntimeError, match="a non-finite number"):
+        blender.rank(["x"], [["a", "b"]])
 
 
 def test_bad_sampling_mode(blender: pairrm.Blender) -> None:

@@ -19,6 +19,10 @@ use crate::stdout;
 const CHUNK_PASSES: usize = 256;
 /// Lines gathered at most before a chunk is scored.
 const CHUNK_LINES: usize = 1024;
+/// Bytes of input lines gathered at most before a chunk is scored (plus the line that passes
+/// it): the parsed requests hold their texts whole until scored, so without it 128 lines of
+/// 10 MB would be held at once. Chunking never changes results, only when they are written.
+const CHUNK_BYTES: usize = 8 << 20;
 
 /// What a command did.
 pub struct Outcome {
@@ -70,9 +74,10 @@ pub fn run<J: LineJob>(io: &IoArgs, job: &J) -> anyhow::Result<Outcome> {
     let progress = Progress::new(total, io.no_progress);
     let mut outcome = Outcome { failed: 0 };
     let mut chunk: Vec<Line<J::Request>> = vec![];
-    let mut chunk_passes = 0;
+    let (mut chunk_passes, mut chunk_bytes) = (0, 0);
     let mut lines = RawLines::new(reader);
     while let Some((number, raw)) = lines.next_line()? {
+        chunk_bytes += raw.len();
         let line = match parse_line(job, raw) {
             Ok(r) => {
                 chunk_passes += job.passes(&r);
@@ -81,7 +86,7 @@ pub fn run<J: LineJob>(io: &IoArgs, job: &J) -> anyhow::Result<Outcome> {
             Err(e) => Line::Err(format!("line {number}: {e}")),
         };
         chunk.push(line);
-        if chunk_passes >= CHUNK_PASSES || chunk.len() >= CHUNK_LINES {
+        if chunk_passes >= CHUNK_PASSES || chunk.len() >= CHUNK_LINES || chunk_bytes >= CHUNK_BYTES {
             flush_chunk(
                 job,
                 std::mem::take(&mut chunk),
@@ -91,7 +96,7 @@ pub fn run<J: LineJob>(io: &IoArgs, job: &J) -> anyhow::Result<Outcome> {
                 &mut outcome,
                 lines.count(),
             )?;
-            chunk_passes = 0;
+            (chunk_passes, chunk_bytes) = (0, 0);
         }
     }
     flush_chunk(job, chunk, chunk_passes, &progress, &mut out, &mut outcome, lines.count())?;

@@ -136,6 +136,9 @@ fn parity_pytorch_bin_and_hf_layouts() {
     check_compare_parity(&model("tiny-original-bin"), &goldens("tiny-original-bin"), &[]);
     check_rank_parity(&model("tiny-original-bin"), &goldens("tiny-original-bin"));
     check_compare_parity(&model("tiny-hf"), &goldens("tiny-hf"), &[]);
+    // llm-blender/pair-ranker's layout (128/128 limits, position_ids buffer in the .bin).
+    check_compare_parity(&model("tiny-pair-ranker"), &goldens("tiny-pair-ranker"), &[]);
+    check_rank_parity(&model("tiny-pair-ranker"), &goldens("tiny-pair-ranker"));
 }
 
 /// A hub id resolved through an HF cache with `HF_HUB_OFFLINE=1`, real deberta-v3 tokenizer.

@@ -130,7 +130,9 @@ impl From<pairrm::Error> for ApiError {
             | E::Unsupported { .. }
             | E::Tokenizer(_)
             | E::Hub(_)
-            | E::NotInCache { .. } => ApiError::backend(e.to_string()),
+            | E::NotInCache { .. }
+            // Broken weights: the server's fault, never a number in an answer.
+            | E::NonFinite { .. } => ApiError::backend(e.to_string()),
         }
     }
 }
@@ -157,6 +159,9 @@ mod tests {
         assert_eq!(e.body.error_type, ErrorType::Validation);
         let e = ApiError::from(pairrm::Error::Tokenizer("boom".into()));
         assert_eq!((e.status, e.body.error_type), (StatusCode::INTERNAL_SERVER_ERROR, ErrorType::Backend));
+        let e = ApiError::from(pairrm::Error::NonFinite { what: "the logit".into(), value: f32::NAN });
+        assert_eq!((e.status, e.body.error_type), (StatusCode::INTERNAL_SERVER_ERROR, ErrorType::Backend));
+        assert!(e.body.error.contains("a non-finite number"), "{}", e.body.error);
         let e = ApiError::from(pairrm::Error::Cancelled);
         assert_eq!((e.status, e.body.error_type), (StatusCode::SERVICE_UNAVAILABLE, ErrorType::Backend));
         assert_eq!(ApiError::invalid("x").at("pairs[2]").body.error, "pairs[2]: x");

@@ -151,7 +151,48 @@ impl DebertaConfig {
                 "relative attention span is 0 (position_buckets and max_position_embeddings)",
             ));
         }
+        cfg.validate().map_err(|m| Error::invalid_file(path, m))?;
         Ok(cfg)
+    }
+
+    /// The largest size any dimension may have ([`DebertaConfig::from_json`] rejects more):
+    /// 2^20, far above deberta-v3-large's largest (4096), and small enough that no product of
+    /// sizes overflows.
+    pub const MAX_SIZE: usize = 1 << 20;
+
+    /// Checks what a parsed config must satisfy for the computation to mean anything; the
+    /// message names the field.
+    fn validate(&self) -> std::result::Result<(), String> {
+        if !(self.layer_norm_eps.is_finite() && self.layer_norm_eps > 0.0) {
+            return Err(format!("layer_norm_eps is {}: it must be a positive finite number", self.layer_norm_eps));
+        }
+        for (name, value) in [
+            ("hidden_size", self.hidden_size),
+            ("num_hidden_layers", self.num_hidden_layers),
+            ("num_attention_heads", self.num_attention_heads),
+            ("attention_head_size", self.attention_head_size),
+            ("intermediate_size", self.intermediate_size),
+            ("num_attention_heads × attention_head_size", self.all_head_size()),
+            ("the relative attention span", self.att_span()),
+        ] {
+            if value == 0 || value > Self::MAX_SIZE {
+                return Err(format!("{name} is {value}: it must be between 1 and {}", Self::MAX_SIZE));
+            }
+        }
+        if self.position_buckets > 0 {
+            // transformers' log buckets divide by ln((max_relative_positions - 1) / mid).
+            let mid = self.position_buckets as usize / 2;
+            if mid == 0 || self.max_relative_positions <= mid + 1 {
+                return Err(format!(
+                    "position_buckets {} needs at least 2 buckets and max_relative_positions (or \
+                     max_position_embeddings) above {}, got {}",
+                    self.position_buckets,
+                    mid + 1,
+                    self.max_relative_positions
+                ));
+            }
+        }
+        Ok(())
     }
 }
 
@@ -263,23 +304,43 @@ impl PairRmConfig {
     /// The smallest limit that still holds `[CLS] marker [SEP]`.
     pub const MIN_LENGTH: usize = 3;
 
+    /// The largest limit: 2^22 tokens. A pair input is at most `2 · (source + candidate)` limits
+    /// long, so every input stays under 2^24 tokens, the range in which the relative positions
+    /// are exact: they are computed in float32, as in the reference (transformers'
+    /// `make_log_bucket_position`), and float32 holds every integer up to 2^24 exactly.
+    pub const MAX_LENGTH: usize = 1 << 22;
+
     /// Checks the limits; `origin` names where they came from for the error message.
     pub fn validate(&self, origin: &str) -> Result<()> {
-        for (name, v) in
-            [("source_max_length", self.source_max_length), ("candidate_max_length", self.candidate_max_length)]
-        {
-            if v < Self::MIN_LENGTH {
-                return Err(Error::invalid_input(
-                    format!("{origin}: {name}"),
-                    format!(
-                        "{v} is too small: each part needs at least {} tokens ([CLS] marker [SEP])",
-                        Self::MIN_LENGTH
-                    ),
-                ));
-            }
-        }
+        Self::check_limit("source_max_length", self.source_max_length, origin)?;
+        Self::check_limit("candidate_max_length", self.candidate_max_length, origin)?;
         if self.n_tasks == 0 {
             return Err(Error::invalid_input(format!("{origin}: n_tasks"), "must be at least 1"));
+        }
+        Ok(())
+    }
+
+    /// Checks one limit (`name` is `source_max_length` or `candidate_max_length`): between
+    /// [`Self::MIN_LENGTH`] and [`Self::MAX_LENGTH`]. `origin` names where it came from.
+    pub fn check_limit(name: &str, value: usize, origin: &str) -> Result<()> {
+        if value < Self::MIN_LENGTH {
+            return Err(Error::invalid_input(
+                format!("{origin}: {name}"),
+                format!(
+                    "{value} is too small: each part needs at least {} tokens ([CLS] marker [SEP])",
+                    Self::MIN_LENGTH
+                ),
+            ));
+        }
+        if value > Self::MAX_LENGTH {
+            return Err(Error::invalid_input(
+                format!("{origin}: {name}"),
+                format!(
+                    "{value} is too large: the model computes relative positions exactly for inputs of up to \
+                     2^24 tokens, so a limit is at most {} (2^22)",
+                    Self::MAX_LENGTH
+                ),
+            ));
         }
         Ok(())
     }
@@ -346,5 +407,15 @@ mod tests {
         ok.validate("x").unwrap();
         let bad = PairRmConfig { source_max_length: 2, ..ok.clone() };
         assert!(bad.validate("x").unwrap_err().to_string().contains("source_max_length"));
+        let top = PairRmConfig { source_max_length: PairRmConfig::MAX_LENGTH, candidate_max_length: 412, ..ok.clone() };
+        top.validate("x").unwrap();
+        for huge in [PairRmConfig::MAX_LENGTH + 1, usize::MAX] {
+            let bad = PairRmConfig { candidate_max_length: huge, ..ok.clone() };
+            let e = bad.validate("--candidate-max-length").unwrap_err().to_string();
+            assert!(
+                e.contains("candidate_max_length") && e.contains("too large") && e.contains(&huge.to_string()),
+                "{e}"
+            );
+        }
     }
 }

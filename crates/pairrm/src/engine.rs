@@ -10,7 +10,7 @@ use rayon::prelude::*;
 
 use crate::checkpoint::{Checkpoint, Layout, OpenOptions};
 use crate::config::PairRmConfig;
-use crate::error::{Error, Result};
+use crate::error::{finite, Error, Result};
 use crate::input::{EncodedPart, InputBuilder, PairInput};
 use crate::judge::{Pair, PairScorer};
 use crate::model::{KernelLevel, Kernels, ModelOptions, PairRm, Precision, WeightDtype};
@@ -249,7 +249,9 @@ impl Engine {
                     }
                     drop(c);
                     for (&(i, _), l) in batch.iter().zip(logits) {
-                        results[i] = Some(Ok(l));
+                        // NaN or infinite weights (or a broken config) show here: an error, not a
+                        // judgement made on a meaningless number.
+                        results[i] = Some(finite(l, || "the logit".into()));
                     }
                 }
                 Err(e) => {

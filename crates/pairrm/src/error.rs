@@ -74,6 +74,16 @@ pub enum Error {
     /// The work was cancelled before it finished.
     #[error("cancelled")]
     Cancelled,
+    /// The model computed a value that is a non-finite number (NaN or infinity): its weights or
+    /// configuration are broken (NaN or infinite weights, a bad `layer_norm_eps`...), so the
+    /// result would mean nothing. Never a fault of the request.
+    #[error("{what} is {value}, a non-finite number: the model's weights or configuration are broken")]
+    NonFinite {
+        /// What was computed, e.g. `logit` or `score of candidate 2`.
+        what: String,
+        /// The value (NaN, inf or -inf).
+        value: f32,
+    },
 }
 
 fn not_in_cache_message(repo: &str, revision: &str, cache_dir: &Path, missing: &[String], reason: &str) -> String {
@@ -116,5 +126,14 @@ impl Error {
     /// A model that cannot be found or understood.
     pub fn model(model: impl Into<String>, message: impl Into<String>) -> Self {
         Error::Model { model: model.into(), message: message.into() }
+    }
+}
+
+/// `value` if it is finite, else [`Error::NonFinite`] naming `what`.
+pub fn finite(value: f32, what: impl FnOnce() -> String) -> Result<f32> {
+    if value.is_finite() {
+        Ok(value)
+    } else {
+        Err(Error::NonFinite { what: what(), value })
     }
 }

@@ -2,6 +2,8 @@
 //! a batch of one: `[CLS] <|source|> source [SEP] [CLS] <|candidate1|> left [SEP] [CLS]
 //! <|candidate2|> right [SEP]`, each part truncated from the right to its budget.
 
+use std::borrow::Cow;
+
 use crate::config::PairRmConfig;
 use crate::error::Result;
 use crate::tokenizer::PairTokenizer;
@@ -28,15 +30,20 @@ impl PairInput {
     }
 }
 
-/// A text tokenized as one part: `[CLS] <marker slot> tokens… [SEP]`, untruncated. Tokenize each
-/// distinct text once and [`InputBuilder::assemble`] it into as many pairs as needed.
+/// A text tokenized as one part: `[CLS] <marker slot> tokens… [SEP]`, as far as any budget of
+/// the builder that made it can use (longer texts are cut without tokenizing the rest: see
+/// [`PairTokenizer::encode_marked_prefix`]). Tokenize each distinct text once and
+/// [`InputBuilder::assemble`] it into as many pairs as needed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EncodedPart {
+    /// All the ids when `complete`; else the first [`InputBuilder::max_part_len`] ones.
     ids: Vec<u32>,
+    complete: bool,
 }
 
 impl EncodedPart {
-    /// Number of tokens before truncation.
+    /// Number of tokens kept: the whole part when it fits the largest budget of its builder
+    /// ([`InputBuilder::max_part_len`]), else that budget.
     pub fn len(&self) -> usize {
         self.ids.len()
     }
@@ -46,14 +53,22 @@ impl EncodedPart {
         self.ids.is_empty()
     }
 
+    /// Whether the text is longer than any budget (it was not tokenized to its end).
+    pub fn is_cut(&self) -> bool {
+        !self.complete
+    }
+
     /// The part truncated from the right to `max` tokens (keeping the final `[SEP]`), with `marker`
-    /// in its marker slot, appended to `out`; returns the number of tokens appended.
+    /// in its marker slot, appended to `out`; returns the number of tokens appended. `max` is at
+    /// most the builder's [`InputBuilder::max_part_len`].
     fn append_truncated(&self, max: usize, marker: u32, sep: u32, out: &mut Vec<u32>) -> usize {
         let start = out.len();
-        if self.ids.len() <= max {
+        if self.complete && self.ids.len() <= max {
             out.extend_from_slice(&self.ids);
         } else {
-            out.extend_from_slice(&self.ids[..max - 1]);
+            // An incomplete part holds `max_part_len >= max` ids.
+            debug_assert!(max <= self.ids.len());
+            out.extend_from_slice(&self.ids[..max.min(self.ids.len()) - 1]);
             out.push(sep);
         }
         out[start + 1] = marker;
@@ -75,15 +90,25 @@ impl<'a> InputBuilder<'a> {
     }
 
     /// Tokenizes `text` as a part: every literal `[SEP]` becomes a space first, as in the reference.
+    /// Only as much of a long text is tokenized as the largest budget can use
+    /// ([`Self::max_part_len`] tokens).
     pub fn encode_part(&self, text: &str) -> Result<EncodedPart> {
-        let text = text.replace(SEP_TEXT, " ");
-        Ok(EncodedPart { ids: self.tokenizer.encode_marked(&text)? })
+        let text: Cow<'_, str> =
+            if text.contains(SEP_TEXT) { Cow::Owned(text.replace(SEP_TEXT, " ")) } else { Cow::Borrowed(text) };
+        let prefix = self.tokenizer.encode_marked_prefix(&text, self.max_part_len())?;
+        Ok(EncodedPart { ids: prefix.ids, complete: prefix.complete })
+    }
+
+    /// The largest budget any part can get: the source limit, or a candidate's budget beside the
+    /// shortest source (`[CLS] <|source|> [SEP]`, 3 tokens).
+    pub fn max_part_len(&self) -> usize {
+        self.config.source_max_length.max(self.candidate_budget(PairRmConfig::MIN_LENGTH))
     }
 
     /// The token budget of each candidate given the (truncated) source length:
     /// `candidate_max_length + (source_max_length - source_len) / 2`.
     pub fn candidate_budget(&self, source_len: usize) -> usize {
-        self.config.candidate_max_length + self.config.source_max_length.saturating_sub(source_len) / 2
+        self.config.candidate_max_length.saturating_add(self.config.source_max_length.saturating_sub(source_len) / 2)
     }
 
     /// Assembles the input for (`source`, `left`, `right`) from already tokenized parts.

@@ -15,14 +15,17 @@
 //! builder find several markers and crash. This engine inserts markers structurally instead.
 
 mod json;
+pub mod prefix;
 pub mod spm;
 mod spm_proto;
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
+use std::sync::PoisonError;
 
 use crate::error::{Error, Result};
 
+pub use prefix::TokenPrefix;
 pub use spm::SpmOptions;
 
 /// The four PairRM marker strings, in the order LLM-Blender adds them (and so numbers them from
@@ -53,6 +56,8 @@ pub struct PairTokenizer {
     /// The tokens of the placeholder's characters as ordinary text (what they are without the
     /// registration), spliced in wherever a text itself contains them.
     placeholder_plain: Vec<u32>,
+    /// Whether long texts may be cut before tokenizing ([`Self::encode_marked_prefix`]).
+    prefix: prefix::PrefixRules,
 }
 
 /// Stands in for a PairRM marker when a part is tokenized: private-use characters that no
@@ -125,7 +130,9 @@ impl PairTokenizer {
         let placeholder_id = inner
             .token_to_id(MARKER_PLACEHOLDER)
             .ok_or_else(|| Error::invalid_file(origin, "cannot register the marker placeholder"))?;
-        let tokenizer = PairTokenizer { inner, cls_id, sep_id, base_len, markers, placeholder_id, placeholder_plain };
+        let prefix = prefix::PrefixRules::of(&inner);
+        let tokenizer =
+            PairTokenizer { inner, cls_id, sep_id, base_len, markers, placeholder_id, placeholder_plain, prefix };
         // The input builder relies on `[CLS] ... [SEP]`: check the post-processor gives that.
         let empty = tokenizer.encode("").map_err(|e| Error::invalid_file(origin, e.to_string()))?;
         if empty != [cls_id, sep_id] {
@@ -158,13 +165,83 @@ impl PairTokenizer {
     /// strings themselves stay ordinary text. A text that itself contains the placeholder's
     /// private-use characters gets those tokenized as ordinary text too.
     pub fn encode_marked(&self, text: &str) -> Result<Vec<u32>> {
-        let ids = run_encode(&self.inner, &format!("{MARKER_PLACEHOLDER}{text}"))?;
+        let encoding = run_encoding(&self.inner, &format!("{MARKER_PLACEHOLDER}{text}"), false)?;
+        Ok(self.marked_ids(encoding.get_ids()))
+    }
+
+    /// `[CLS] <placeholder> body…` from the ids of `placeholder + text`: the placeholder's slot
+    /// at position 1, and the placeholder's characters elsewhere as ordinary text.
+    fn marked_ids(&self, ids: &[u32]) -> Vec<u32> {
         // Were the placeholder not recognised at the front (it cannot be, with the normalizers
         // DeBERTa uses), the caller still gets its slot.
-        let body = if ids.get(1) == Some(&self.placeholder_id) { &ids[2..] } else { &ids[1..] };
+        let body = if ids.get(1) == Some(&self.placeholder_id) { &ids[2..] } else { ids.get(1..).unwrap_or(&[]) };
         let mut out = vec![self.cls_id, self.placeholder_id];
         out.extend(self.splice_placeholder(body));
-        Ok(out)
+        out
+    }
+
+    /// The first `keep` ids of [`Self::encode_marked`]`(text)`, or all of them when there are no
+    /// more ([`TokenPrefix::complete`]), without tokenizing more of a long text than that needs.
+    ///
+    /// A prefix of `text` is tokenized, cut where the cut cannot change the tokens kept, and
+    /// grown (doubling) until it gives enough; the ids are exactly those of `encode_marked`, as
+    /// the [`prefix`] module shows. Memory and time then grow with `keep`, not with the text.
+    /// A text with no usable cut (a run such as `aaaa…` whose first tokens depend on its end), or
+    /// a tokenizer whose pipeline the argument does not cover, is tokenized whole. Any text
+    /// (whole or prefix) over [`prefix::SERIAL_ABOVE`] bytes is tokenized one at a time,
+    /// process-wide, so that its memory is needed once, not once per concurrent caller.
+    pub fn encode_marked_prefix(&self, text: &str, keep: usize) -> Result<TokenPrefix> {
+        if self.prefix.enabled() {
+            let mut want = prefix::first_try(keep);
+            let mut in_word = true;
+            while want < text.len() {
+                let Some(cut) = self.prefix.next_cut(&self.inner, text, want, in_word) else { break };
+                let prefix_text = format!("{MARKER_PLACEHOLDER}{}", &text[..cut.at()]);
+                // An in-word cut needs the tokens and words of the encoding (slower).
+                let encoding = self.encode_bounded(&prefix_text, matches!(cut, prefix::Cut::InWord(_)))?;
+                let ids = match cut {
+                    prefix::Cut::Word(_) => {
+                        let ids = encoding.get_ids();
+                        ids[..ids.len().saturating_sub(1)].to_vec()
+                    }
+                    prefix::Cut::InWord(_) => match self.prefix.stable_ids(&self.inner, &encoding)? {
+                        Some(ids) => ids,
+                        None => {
+                            // The word does not settle: look for word cuts only.
+                            in_word = false;
+                            continue;
+                        }
+                    },
+                };
+                let ids = self.marked_ids(&ids);
+                if ids.len() >= keep {
+                    return Ok(TokenPrefix::cut(ids, keep));
+                }
+                want = cut.at().saturating_mul(2);
+            }
+        }
+        let encoding = self.encode_bounded(&format!("{MARKER_PLACEHOLDER}{text}"), false)?;
+        Ok(TokenPrefix::of(self.marked_ids(encoding.get_ids()), keep))
+    }
+
+    /// [`run_encoding`], one at a time process-wide for texts over [`prefix::SERIAL_ABOVE`]
+    /// bytes: tokenizing costs about a hundred bytes of memory per byte of text, which concurrent
+    /// requests would otherwise each pay. Such a text is tokenized on a short-lived thread of its
+    /// own, whose allocations come from the allocator arena every such thread reuses: their peak
+    /// stays mapped once, not once per worker thread that ever tokenized a long text.
+    fn encode_bounded(&self, text: &str, full: bool) -> Result<tokenizers::Encoding> {
+        if text.len() <= prefix::SERIAL_ABOVE {
+            return run_encoding(&self.inner, text, full);
+        }
+        let _one_at_a_time = prefix::LONG_TEXTS.lock().unwrap_or_else(PoisonError::into_inner);
+        std::thread::scope(|scope| scope.spawn(|| run_encoding(&self.inner, text, full)).join())
+            .unwrap_or_else(|_| Err(Error::Tokenizer("the tokenizer panicked".into())))
+    }
+
+    /// Whether [`Self::encode_marked_prefix`] cuts long texts for this tokenizer (its pipeline is
+    /// DeBERTa-v3's); otherwise it tokenizes them whole.
+    pub fn cuts_long_texts(&self) -> bool {
+        self.prefix.enabled()
     }
 
     /// `ids` with every placeholder id replaced by the placeholder's ordinary tokens.
@@ -236,9 +313,15 @@ impl PairTokenizer {
 
 /// Encodes with `[CLS] … [SEP]`. A model file can be well-formed enough to load yet make the
 /// normalizer index out of bounds (a crafted `precompiled_charsmap`): that is an error, not a panic.
-fn run_encode(tokenizer: &tokenizers::Tokenizer, text: &str) -> Result<Vec<u32>> {
-    let encoded = catch_unwind(AssertUnwindSafe(|| tokenizer.encode_fast(text, true)))
+/// `full` also gives the token strings, words and offsets (`encode`, not `encode_fast`).
+fn run_encoding(tokenizer: &tokenizers::Tokenizer, text: &str, full: bool) -> Result<tokenizers::Encoding> {
+    let encode = || if full { tokenizer.encode(text, true) } else { tokenizer.encode_fast(text, true) };
+    catch_unwind(AssertUnwindSafe(encode))
         .map_err(|_| Error::Tokenizer("the tokenizer panicked (corrupt model data?)".into()))?
-        .map_err(|e| Error::Tokenizer(e.to_string()))?;
-    Ok(encoded.get_ids().to_vec())
+        .map_err(|e| Error::Tokenizer(e.to_string()))
+}
+
+/// The ids of [`run_encoding`].
+fn run_encode(tokenizer: &tokenizers::Tokenizer, text: &str) -> Result<Vec<u32>> {
+    Ok(run_encoding(tokenizer, text, false)?.get_ids().to_vec())
 }

@@ -511,8 +511,14 @@ fn hf_layout() {
     let opts = OpenOptions { source_max_length: Some(50), candidate_max_length: Some(20), ..Default::default() };
     let f2 = CheckpointFiles::locate_with(s(&dir), &opts, &no_hub()).unwrap();
     assert_eq!((f2.source_max_length, f2.candidate_max_length), (50, 20));
+    // A limit asked for fails before anything is read; one from the config names the file.
     let opts = OpenOptions { source_max_length: Some(2), ..Default::default() };
-    let f3 = CheckpointFiles::locate_with(s(&dir), &opts, &no_hub()).unwrap();
+    let msg = err_string(CheckpointFiles::locate_with(s(&dir), &opts, &no_hub()));
+    assert!(msg.contains("source_max_length") && msg.contains("too small"), "{msg}");
+    let mut small = hf_config();
+    small["source_maxlength"] = serde_json::json!(2);
+    write_json(&dir.join("config.json"), &small);
+    let f3 = CheckpointFiles::locate_with(s(&dir), &OpenOptions::default(), &no_hub()).unwrap();
     let msg = err_string(f3.pairrm_config(10, &|_| None));
     assert!(msg.contains("source_max_length") && msg.contains("config.json"), "{msg}");
 }

@@ -133,6 +133,20 @@ fn tiny_original_layout_pytorch_bin_three_tasks_lowercase_tokenizer() {
     eprintln!("tiny-original-bin: max relative logit error {worst:e}");
 }
 
+/// `llm-blender/pair-ranker` (the previous model, 128/128 limits) as a layout: LLM-Blender's
+/// ranker config and a `pytorch_model.bin` holding the `position_ids` buffer older transformers
+/// saved. The reference computes it with the same collator and ranker as PairRM.
+#[test]
+fn pair_ranker_layout_128_128_limits_and_position_ids_buffer() {
+    let engine = load(&fixture("tiny-pair-ranker"));
+    assert_eq!((engine.config().source_max_length, engine.config().candidate_max_length), (128, 128));
+    let g = goldens("tiny-pair-ranker");
+    let longest = g["cases"].as_array().unwrap().iter().map(|c| c["input_ids"].as_array().unwrap().len()).max();
+    assert_eq!(longest, Some(384), "the goldens reach pair-ranker's total limit");
+    let worst = check_fixture(&engine, &g, true);
+    eprintln!("tiny-pair-ranker: max relative logit error {worst:e}");
+}
+
 #[test]
 fn tiny_hf_layout() {
     let worst = check_fixture(&load(&fixture("tiny-hf")), &goldens("tiny-hf"), false);

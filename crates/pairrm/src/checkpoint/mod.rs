@@ -68,6 +68,20 @@ pub const HEAD_OUT_WEIGHT: &str = "head_layer.4.weight";
 /// The head's output layer's bias, `[n_tasks]`.
 pub const HEAD_OUT_BIAS: &str = "head_layer.4.bias";
 
+/// Tensors a checkpoint may hold that the model never reads, because they do not take part in
+/// the computation and the reference drops them when it loads:
+/// - `pretrained_model.embeddings.position_ids`, in every layout: the position indices
+///   0, 1, 2, ... that transformers before 4.31 saved with the weights as a buffer (a
+///   non-persistent buffer since: a `pytorch_model.bin` of that time has it, and LLM-Blender loads
+///   those with `strict=False`); this model has no absolute positions.
+/// - `pretrained_model.embeddings.position_embeddings.weight`, in the PairRM-hf layout only:
+///   transformers skips it when loading (`DebertaV2PreTrainedModel._keys_to_ignore_on_load_unexpected`),
+///   as the configs this engine accepts have `position_biased_input: false`.
+pub const IGNORED_TENSORS: [(&str, Option<Layout>); 2] = [
+    ("pretrained_model.embeddings.position_ids", None),
+    ("pretrained_model.embeddings.position_embeddings.weight", Some(Layout::Hf)),
+];
+
 /// The marker strings in LLM-Blender's `add_tokens` order, with the PairRM-hf config keys.
 const MARKERS: [(&str, &str); 4] = [
     ("<|source|>", "source_prefix_id"),
@@ -258,6 +272,14 @@ impl CheckpointFiles {
     /// [`CheckpointFiles::locate`] with hub ids resolved by `source` (e.g. a [`HubCache`] at a
     /// given directory, or a downloader).
     pub fn locate_with(model: &str, options: &OpenOptions, source: &dyn SnapshotSource) -> Result<Self> {
+        // A limit asked for is checked before anything is read or downloaded: a bad one fails at once.
+        for (name, value) in
+            [("source_max_length", options.source_max_length), ("candidate_max_length", options.candidate_max_length)]
+        {
+            if let Some(value) = value {
+                PairRmConfig::check_limit(name, value, "the limit asked for")?;
+            }
+        }
         let path = Path::new(model);
         let place = if path.is_dir() {
             if options.revision.is_some() {
@@ -546,6 +568,39 @@ impl CheckpointFiles {
     }
 }
 
+/// Tensor names grouped by layer (`….layer.24.*`, with a count), the first few groups listed.
+fn summarize_names(names: &[&str]) -> String {
+    const SHOWN: usize = 8;
+    let mut groups: Vec<(String, usize)> = Vec::new();
+    for name in names {
+        let group = layer_group(name).unwrap_or_else(|| name.to_string());
+        match groups.last_mut() {
+            Some((last, count)) if *last == group => *count += 1,
+            _ => groups.push((group, 1)),
+        }
+    }
+    let mut parts: Vec<String> = groups
+        .iter()
+        .take(SHOWN)
+        .map(|(g, n)| match (n, g.ends_with(".*")) {
+            (1, false) => format!("`{g}`"),
+            (1, true) => format!("`{g}` (1 tensor)"),
+            _ => format!("`{g}` ({n} tensors)"),
+        })
+        .collect();
+    if groups.len() > SHOWN {
+        parts.push(format!("and {} more", groups.len() - SHOWN));
+    }
+    parts.join(", ")
+}
+
+/// `a.layer.7.*` for a name `a.layer.7.b…`.
+fn layer_group(name: &str) -> Option<String> {
+    let at = name.find(".layer.")? + ".layer.".len();
+    let digits = name[at..].bytes().take_while(u8::is_ascii_digit).count();
+    (digits > 0 && name[at + digits..].starts_with('.')).then(|| format!("{}.*", &name[..at + digits]))
+}
+
 /// The first of `names` that is a file in `dir` (the caller made sure one is).
 fn first_file(dir: &Path, names: &[&str]) -> PathBuf {
     names.iter().map(|n| dir.join(n)).find(|p| p.is_file()).unwrap_or_else(|| dir.join(names[0]))
@@ -570,6 +625,35 @@ pub struct Checkpoint {
 }
 
 impl Checkpoint {
+    /// Fails, naming them, when the weight file holds tensors that the model built from it did
+    /// not read (except [`IGNORED_TENSORS`]): the config does not describe the checkpoint (say,
+    /// `num_hidden_layers` is 12 and the file has 24 layers), and the model would compute
+    /// something else than what was trained. Called once the model is built.
+    pub fn check_all_used(&self) -> Result<()> {
+        let ignored = |name: &str| {
+            IGNORED_TENSORS.iter().any(|(n, layout)| *n == name && layout.is_none_or(|l| l == self.layout))
+        };
+        let unused: Vec<&str> = self.weights.unread().into_iter().filter(|n| !ignored(n)).collect();
+        if unused.is_empty() {
+            return Ok(());
+        }
+        let d = &self.deberta;
+        Err(Error::invalid_file(
+            self.weights.path(),
+            format!(
+                "{} tensors are not used by the model its config describes ({} layers, hidden size {}, \
+                 {} heads, intermediate size {}, n_tasks {}): {}; the config does not match the checkpoint",
+                unused.len(),
+                d.num_hidden_layers,
+                d.hidden_size,
+                d.num_attention_heads,
+                d.intermediate_size,
+                self.pairrm.n_tasks,
+                summarize_names(&unused)
+            ),
+        ))
+    }
+
     /// Opens `model`: an existing local directory, else a hub id (`org/name`) found in the HF
     /// cache (`HF_HUB_CACHE`, else `HF_HOME/hub`, else `~/.cache/huggingface/hub`; see
     /// [`EnvCache`]). Nothing is downloaded: files the cache lacks are an
@@ -603,6 +687,27 @@ impl Checkpoint {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unused_names_are_grouped_by_layer() {
+        let names = [
+            "head_layer.9.bias",
+            "pretrained_model.encoder.layer.2.a",
+            "pretrained_model.encoder.layer.2.b",
+            "pretrained_model.encoder.layer.3.a",
+            "x",
+        ];
+        assert_eq!(
+            summarize_names(&names),
+            "`head_layer.9.bias`, `pretrained_model.encoder.layer.2.*` (2 tensors), \
+             `pretrained_model.encoder.layer.3.*` (1 tensor), `x`"
+        );
+        let many: Vec<String> = (0..20).map(|i| format!("e.layer.{i}.w")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        assert!(summarize_names(&many).ends_with("and 12 more"));
+        assert_eq!(layer_group("a.layer.x.b"), None);
+        assert_eq!(layer_group("a.layer.12"), None);
+    }
 
     #[test]
     fn word_embeddings_live_in_the_backbone_scope() {

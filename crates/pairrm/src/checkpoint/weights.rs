@@ -7,15 +7,17 @@
 //! BF16 tensors (and f32 ones at unaligned addresses) are converted to owned f32.
 //!
 //! Nothing in a corrupt or truncated file makes this module panic: every inconsistency is an
-//! [`Error::InvalidFile`] naming the file (and the tensor, where one is concerned).
+//! [`Error::InvalidFile`] naming the file (and the tensor, where one is concerned). That includes
+//! values that are not finite numbers (NaN, infinities) in any tensor read, except the
+//! word-embedding lookup table (read row by row; see [`Weights::get`]).
 //!
 //! As with any memory-mapped file, the file must not be truncated or rewritten while the
 //! [`Weights`] (or a [`Tensor`] borrowed from it) is alive.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use memmap2::Mmap;
 
@@ -167,6 +169,8 @@ pub struct Weights {
     path: PathBuf,
     format: WeightFormat,
     entries: HashMap<String, Entry>,
+    /// The names of the entries read so far ([`Weights::unread`]).
+    read: Mutex<HashSet<String>>,
 }
 
 impl std::fmt::Debug for Weights {
@@ -197,7 +201,7 @@ impl Weights {
         } else {
             (WeightFormat::TorchZip, torch::read_torch_zip(path, &buffer)?)
         };
-        Ok(Weights { path: path.to_path_buf(), format, entries })
+        Ok(Weights { path: path.to_path_buf(), format, entries, read: Mutex::default() })
     }
 
     /// The file these weights were read from.
@@ -228,7 +232,9 @@ impl Weights {
     }
 
     /// The tensor `name` with the expected `shape`; an error names the file, the tensor and
-    /// what is wrong (missing, other shape, unsupported dtype, truncated data).
+    /// what is wrong (missing, other shape, unsupported dtype, truncated data, a NaN or infinite
+    /// value — except in the word-embedding table, a lookup table whose rows are checked through
+    /// the results of the inputs that read them).
     pub fn get(&self, name: &str, shape: &[usize]) -> Result<Tensor> {
         let entry = self.entries.get(name).ok_or_else(|| self.missing(name))?;
         if let EntryData::NotTensor(why) = &entry.data {
@@ -250,6 +256,13 @@ impl Weights {
     /// `None` for an entry that is not a tensor).
     pub fn shape(&self, name: &str) -> Option<Vec<usize>> {
         self.entries.get(name).filter(|e| !matches!(e.data, EntryData::NotTensor(_))).map(|e| e.shape.clone())
+    }
+
+    /// The names of the entries that no getter ([`Weights::get`], [`Weights::get_any`], through
+    /// scopes too) has read yet, sorted. After a model is loaded: the tensors it does not use.
+    pub fn unread(&self) -> Vec<&str> {
+        let read = self.read.lock().unwrap_or_else(PoisonError::into_inner);
+        self.names().into_iter().filter(|n| !read.contains(*n)).collect()
     }
 
     /// The tensors whose names start with `prefix.`, addressed by the rest of their names:
@@ -275,6 +288,7 @@ impl Weights {
     }
 
     fn read(&self, name: &str, entry: &Entry) -> Result<Tensor> {
+        self.read.lock().unwrap_or_else(PoisonError::into_inner).insert(name.to_string());
         let (dtype, buffer, start, bytes) = match &entry.data {
             EntryData::Unreadable(why) | EntryData::NotTensor(why) => return Err(self.tensor_error(name, why)),
             EntryData::Data { dtype, buffer, start, bytes } => (*dtype, buffer, *start, *bytes),
@@ -320,8 +334,29 @@ impl Weights {
                 data.chunks_exact(2).map(|c| half::bf16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
             ),
         };
-        Ok(Tensor { shape: entry.shape.clone(), data })
+        let tensor = Tensor { shape: entry.shape.clone(), data };
+        // A tensor the model uses whole feeds every result: a NaN or an infinity in it (a corrupt
+        // file) is an error now, not a meaningless answer later. The word-embedding table is a
+        // lookup table, read row by row (only the rows of tokens in use enter memory), so it is not
+        // scanned: a bad row turns the results of the inputs that read it into errors instead
+        // (`Error::NonFinite`).
+        if name != super::WORD_EMBEDDINGS {
+            if let Some((index, value)) = first_non_finite(&tensor) {
+                return Err(self.tensor_error(name, format!("holds {value} at index {index}: weights must be finite")));
+            }
+        }
+        Ok(tensor)
     }
+}
+
+/// The first value of `values` that is NaN or infinite, with its index.
+fn first_non_finite(values: &[f32]) -> Option<(usize, f32)> {
+    // Blocks without a branch per value (vectorized), then the exact place in the bad block.
+    const BLOCK: usize = 4096;
+    values.chunks(BLOCK).enumerate().find_map(|(b, block)| {
+        let bad = block.iter().fold(false, |bad, v| bad | !v.is_finite());
+        bad.then(|| block.iter().position(|v| !v.is_finite()).map(|i| (b * BLOCK + i, block[i])))?
+    })
 }
 
 /// A view of the tensors under a name prefix (see [`Weights::at`]); getters take names relative

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::numeric::both_logit;
 use super::{full_source, PairBatch, PairLogits, PairScorer};
-use crate::error::{Error, Result};
+use crate::error::{finite, Error, Result};
 
 /// How [`compare`] scores A against B. In every mode the returned logit is > 0 when A is better.
 ///
@@ -227,7 +227,8 @@ impl PlannedCompare {
             }
             PlannedCompare::Both(ab, ba) => {
                 let (ab, ba) = (logits.get(ab)?, logits.get(ba)?);
-                CompareLogits { logit: both_logit(ab, ba), ab: Some(ab), ba: Some(ba) }
+                let logit = finite(both_logit(ab, ba), || "logit(A, B) - logit(B, A)".into())?;
+                CompareLogits { logit, ab: Some(ab), ba: Some(ba) }
             }
         })
     }
@@ -240,6 +241,28 @@ mod tests {
 
     fn req(source: &str, a: &str, b: &str) -> CompareRequest {
         CompareRequest { instruction: None, source: source.into(), a: a.into(), b: b.into() }
+    }
+
+    #[test]
+    fn non_finite_logits_are_errors_in_every_mode() {
+        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            let scorer = TableScorer::new(&[("a", "b", bad), ("b", "a", 0.5), ("c", "d", 1.0), ("d", "c", -1.0)]);
+            for mode in [CompareMode::Ab, CompareMode::Ba, CompareMode::Both] {
+                let out = compare(&scorer, &[req("s", "a", "b"), req("s", "c", "d")], mode);
+                // Mode ba runs only (b, a), whose logit is finite.
+                if mode != CompareMode::Ba {
+                    assert!(matches!(out[0], Err(Error::NonFinite { .. })), "{bad} {mode}: {:?}", out[0]);
+                } else {
+                    assert!(out[0].is_ok(), "{bad} {mode}");
+                }
+                assert!(out[1].is_ok(), "{bad} {mode}: the other request is scored");
+            }
+        }
+        // Finite logits whose difference overflows.
+        let scorer = TableScorer::new(&[("a", "b", 3e38), ("b", "a", -3e38)]);
+        let out = compare(&scorer, &[req("s", "a", "b")], CompareMode::Both);
+        let e = out[0].as_ref().unwrap_err().to_string();
+        assert!(e.contains("logit(A, B) - logit(B, A) is inf"), "{e}");
     }
 
     #[test]

@@ -121,9 +121,11 @@ struct PairLogits(Vec<Result<f32>>);
 
 impl PairLogits {
     /// The logit in `slot`, or a copy of its error (a slot can be shared by several requests).
+    /// A logit that is a non-finite number is [`Error::NonFinite`]: no judgement is made on it.
     fn get(&self, slot: usize) -> Result<f32> {
         match self.0.get(slot) {
-            Some(result) => result.clone(),
+            Some(Ok(logit)) => crate::error::finite(*logit, || "a logit".into()),
+            Some(Err(e)) => Err(e.clone()),
             None => Err(Error::model("pair scorer", format!("no result for pair {slot}"))),
         }
     }

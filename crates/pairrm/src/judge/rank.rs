@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::compare::{CompareMode, PlannedCompare};
 use super::numeric::{ranks_from_scores, scores_from_matrix};
 use super::{full_source, PairBatch, PairLogits, PairScorer};
-use crate::error::{Error, Result};
+use crate::error::{finite, Error, Result};
 
 /// Candidates to rank as answers to `instruction + source`.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -117,7 +117,11 @@ impl PlannedMatrix {
                 }
             }
         }
-        scores_from_matrix(&matrix)
+        let scores = scores_from_matrix(&matrix)?;
+        for (i, &score) in scores.iter().enumerate() {
+            finite(score, || format!("the score of candidate {i}"))?;
+        }
+        Ok(scores)
     }
 }
 
@@ -370,6 +374,25 @@ mod tests {
         assert!(check_candidate_count(1000, 0).is_ok(), "0: no limit");
         let e = check_candidate_count(1000, 100).unwrap_err();
         assert_eq!(e.to_string(), "invalid input: candidates: 1000 candidates, more than the limit of 100");
+    }
+
+    #[test]
+    fn non_finite_logits_or_scores_are_errors() {
+        let mut entries = vec![];
+        for l in ["x", "y", "z"] {
+            for r in ["x", "y", "z"] {
+                if l != r {
+                    entries.push((l, r, if (l, r) == ("y", "z") { f32::NAN } else { 1.0 }));
+                }
+            }
+        }
+        let out = rank(&TableScorer::new(&entries), &[req(&["x", "y", "z"]), req(&["x", "z"])]);
+        assert!(matches!(out[0], Err(Error::NonFinite { .. })), "{:?}", out[0]);
+        assert!(out[1].is_ok(), "a request without the bad pass is scored");
+        // Finite logits whose mean overflows.
+        let huge = TableScorer::new(&[("x", "y", 3e38), ("y", "x", -3e38)]);
+        let e = rank(&huge, &[req(&["x", "y"])])[0].as_ref().unwrap_err().to_string();
+        assert!(e.contains("score of candidate 0 is inf"), "{e}");
     }
 
     #[test]

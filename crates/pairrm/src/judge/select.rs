@@ -406,11 +406,19 @@ mod tests {
             let out = bubble_with_permutations(&scorer, std::slice::from_ref(&r), target, &[vec![0, 1, 2]]);
             assert_eq!(out[0].as_ref().unwrap(), &SelectResult { index: 2, order: vec![2, 0, 1] });
         }
-        // d is NaN: next takes over too (the reference's assert fails).
-        let nan = TableScorer::new(&[("p", "q", f32::NAN), ("q", "p", 0.0)]);
-        for target in [Target::Best, Target::Worst] {
-            let out = bubble_with_permutations(&nan, &[req(&["p", "q"])], target, &[vec![0, 1]]);
-            assert_eq!(out[0].as_ref().unwrap().index, 1);
+    }
+
+    #[test]
+    fn non_finite_logits_are_errors_not_picks() {
+        // A NaN or infinite logit (broken weights) never decides a step: the request fails.
+        for bad in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            let scorer = TableScorer::new(&[("p", "q", bad), ("q", "p", 0.0)]);
+            for target in [Target::Best, Target::Worst] {
+                for method in [SelectMethod::Bubble, SelectMethod::Full] {
+                    let out = select_n(&scorer, &[req(&["p", "q"])], target, method, 0);
+                    assert!(matches!(out[0], Err(Error::NonFinite { .. })), "{bad} {method}: {:?}", out[0]);
+                }
+            }
         }
     }
 

@@ -66,6 +66,7 @@ impl PairRm {
         let cfg = &checkpoint.deberta;
         let encoder = Encoder::load(&checkpoint.weights.at(BACKBONE), cfg, &numerics)?;
         let head = Head::load(&checkpoint.weights, cfg.hidden_size, checkpoint.pairrm.n_tasks)?;
+        checkpoint.check_all_used()?;
         Ok(PairRm { encoder, head, config: cfg.clone(), numerics })
     }
 
