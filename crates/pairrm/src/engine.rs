@@ -168,6 +168,12 @@ impl Engine {
         self.model.kernels()
     }
 
+    /// Runs `op` on the engine's thread pool: rayon work inside it (a parallel iterator, a
+    /// product) uses the engine's threads instead of rayon's global pool.
+    pub fn install<R: Send>(&self, op: impl FnOnce() -> R + Send) -> R {
+        self.pool.install(op)
+    }
+
     /// Threads of the engine's pool.
     pub fn threads(&self) -> usize {
         self.pool.current_num_threads()

@@ -135,20 +135,6 @@ struct Report {
 
 /// Runs `pairrm bench`.
 pub fn run(args: Args) -> anyhow::Result<crate::jsonl::Outcome> {
-    // The GEMM rates are measured before and after the workloads: on a shared machine they drift.
-    // The opening measurement runs before the model is loaded, so that its operands (and its
-    // threads' buffers) are gone before the memory that the report's peak measures.
-    let precision = args.model.precision;
-    let measure = |threads: usize| -> anyhow::Result<_> { Ok(GemmRates::new(precision)?.measure(threads)) };
-    let rates = !args.no_peak && !args.gemm_sweep && args.write_workload.is_none();
-    let threads = match args.model.threads {
-        0 => std::thread::available_parallelism().map_or(1, usize::from),
-        n => n,
-    };
-    let before = rates.then(|| measure(threads)).transpose()?;
-    if rates {
-        release_freed_memory();
-    }
     let start = Instant::now();
     let engine = args.model.load(true)?;
     let load_seconds = start.elapsed().as_secs_f64();
@@ -178,6 +164,15 @@ pub fn run(args: Args) -> anyhow::Result<crate::jsonl::Outcome> {
     if args.gemm_sweep {
         return gemm_sweep(&engine, args.json);
     }
+    // The GEMM rates are measured before and after the workloads (on a shared machine they drift),
+    // on the engine's threads. The peak memory is that of loading, the warm-up pass and the
+    // workloads: the opening measurement's operands are freed and handed back, and the
+    // high-water mark reset after it.
+    let rates = !args.no_peak;
+    let measure = || -> anyhow::Result<_> { Ok(GemmRates::new(engine.precision())?.measure(&engine)) };
+    let load_peak = peak_rss();
+    let before = rates.then(measure).transpose()?;
+    let reset = rates && reset_peak_rss();
     let mut reports = vec![];
     for &w in &args.workload {
         let work: Vec<&Item> = items.iter().filter(|i| i.workload == w).collect();
@@ -185,8 +180,11 @@ pub fn run(args: Args) -> anyhow::Result<crate::jsonl::Outcome> {
     }
     // Read before the closing GEMM-rate measurement: its operands would sit on top of the
     // workspaces the workloads leave allocated.
-    let peak_rss_bytes = peak_rss();
-    let after = rates.then(|| measure(engine.threads())).transpose()?;
+    let peak_rss_bytes = match (peak_rss(), reset) {
+        (Some(workloads), true) => Some(workloads.max(load_peak.unwrap_or(0))),
+        (peak, _) => peak,
+    };
+    let after = rates.then(measure).transpose()?;
     let (gemm, reduced) = match (before, after) {
         (Some((f0, r0, _)), Some((f1, r1, kernel))) => {
             (Some(f0.merge(f1)), r0.zip(r1).map(|(a, b)| a.merge(b)).zip(kernel))
@@ -197,7 +195,7 @@ pub fn run(args: Args) -> anyhow::Result<crate::jsonl::Outcome> {
         model: args.model.model.clone(),
         threads: engine.threads(),
         cpu: cpu_name(),
-        precision,
+        precision: engine.precision(),
         kernels: engine.kernels(),
         load_seconds,
         first_pass_seconds,
@@ -388,15 +386,14 @@ impl GemmRates {
 
     /// The f32 rate, and the reduced kernel's (with its name), each over about two seconds
     /// (interleaved, so that both see the same machine).
-    fn measure(&self, threads: usize) -> (GemmRate, Option<GemmRate>, Option<&'static str>) {
+    fn measure(&self, engine: &Engine) -> (GemmRate, Option<GemmRate>, Option<&'static str>) {
         let (m, n, k) = RATE_SHAPE;
         let mut c = vec![0.0f32; m * n];
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().expect("thread pool");
         let flop = 2.0 * (m * n * k) as f64;
         let mut f32_rate = GemmRate { best: 0.0, flop: 0.0, seconds: 0.0 };
         let mut reduced_rate = self.reduced.as_ref().map(|_| f32_rate);
         let start = Instant::now();
-        pool.install(|| {
+        engine.install(|| {
             let budget = if self.reduced.is_some() { 4.0 } else { 2.0 };
             while start.elapsed().as_secs_f64() < budget {
                 f32_rate.time(flop, || pairrm::model::linear_product(m, n, k, &self.a, &self.b, &mut c));
@@ -561,14 +558,16 @@ fn cpu_name() -> String {
 }
 
 /// Peak resident set size of this process (Linux `VmHWM`).
-/// Hands the memory freed so far back to the system: glibc keeps freed blocks of the size of the
-/// GEMM-rate operands in its heap, where the model's allocations would not necessarily reuse them.
-fn release_freed_memory() {
+/// Resets the peak resident memory to the current one (Linux's `clear_refs` value 5); whether
+/// it could. The memory freed so far is first handed back to the system: glibc keeps freed
+/// blocks of the size of the GEMM-rate operands in its heaps, where they would count as resident.
+fn reset_peak_rss() -> bool {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only returns free heap pages to the system; it takes no pointers.
     unsafe {
         libc::malloc_trim(0);
     }
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
 }
 
 fn peak_rss() -> Option<u64> {

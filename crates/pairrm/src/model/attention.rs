@@ -50,7 +50,8 @@ pub(crate) enum Products<'a> {
 /// The inputs of one head's attention over one sequence. Every matrix is a column block of width
 /// `d` in a row-major buffer with row stride `stride`.
 pub(crate) struct HeadAttention<'a> {
-    /// Query rows (of the query positions only).
+    /// Query rows (of the query positions only); empty where the products are bf16 (they read
+    /// the rounded rows of `Products::Bf16`).
     pub q: &'a [f32],
     /// Key rows (all positions).
     pub k: &'a [f32],

@@ -243,8 +243,12 @@ impl Layer {
         let ah = heads * d;
         let h = self.attn_norm.gamma.len();
         let (total, n_q) = (rows.total, rows.n_q);
-        for buf in [&mut ws.q, &mut ws.ctx] {
-            ensure(buf, n_q * ah);
+        // In the reduced tiers the f32 queries are read only to be rounded to bf16: the context
+        // then goes into their buffer, and `ws.ctx` (one more [rows × H] block) is not needed.
+        let reduced = matches!(self.rel, RelTables::Bf16 { .. });
+        ensure(&mut ws.q, n_q * ah);
+        if !reduced {
+            ensure(&mut ws.ctx, n_q * ah);
         }
         for buf in [&mut ws.k, &mut ws.v] {
             ensure(buf, total * ah);
@@ -273,8 +277,10 @@ impl Layer {
                 (&[], &[])
             }
         };
-        let ctx = SharedRows { ptr: ws.ctx.as_mut_ptr(), len: n_q * ah };
-        let (q, k, v, q_bf16, k_bf16) = (&ws.q, &ws.k, &ws.v, &ws.q_bf16, &ws.k_bf16);
+        let ctx = SharedRows { ptr: if reduced { ws.q.as_mut_ptr() } else { ws.ctx.as_mut_ptr() }, len: n_q * ah };
+        // No reference into the f32 queries exists while the context is written over them.
+        let q: &[f32] = if reduced { &[] } else { &ws.q };
+        let (k, v, q_bf16, k_bf16) = (&ws.k, &ws.v, &ws.q_bf16, &ws.k_bf16);
         (0..rows.seqs.len() * heads).into_par_iter().for_each(|task| {
             let (s, hd) = (task / heads, task % heads);
             let len = rows.seqs[s].len();
@@ -289,7 +295,7 @@ impl Layer {
                 },
             };
             let att = HeadAttention {
-                q: &q[rows.q_offsets[s] * ah + hd * d..],
+                q: if reduced { &[] } else { &q[rows.q_offsets[s] * ah + hd * d..] },
                 k: &k[rows.offsets[s] * ah + hd * d..],
                 v: &v[rows.offsets[s] * ah + hd * d..],
                 products,
@@ -302,14 +308,15 @@ impl Layer {
             let n = rows.positions[s].len();
             assert!(n == 0 || first + (n - 1) * ah + d <= ctx.len, "context block in bounds");
             // SAFETY: task (s, hd) writes rows q_offsets[s].. of columns hd·d..(hd+1)·d only: the
-            // blocks of different tasks are disjoint, and `ws.ctx` is not otherwise touched until
-            // every task has finished (end of `for_each`).
+            // blocks of different tasks are disjoint, and the buffer (`ws.ctx`, or `ws.q` in the
+            // reduced tiers, which no task reads) is not otherwise touched until every task has
+            // finished (end of `for_each`).
             unsafe { att.run(&rows.positions[s], rel_index, ctx.at(first), ah) };
         });
 
         // Output projection, residual, LayerNorm.
         let residual: &[f32] = if rows.all { &ws.x } else { &ws.xq };
-        self.attn_out.product(&ws.ctx, n_q, &mut ws.attn);
+        self.attn_out.product(if reduced { &ws.q } else { &ws.ctx }, n_q, &mut ws.attn);
         let norm = &self.attn_norm;
         let attn = &mut ws.attn[..n_q * h];
         bias_residual_layer_norm(attn, &self.attn_out.bias, &residual[..n_q * h], &norm.gamma, &norm.beta, norm.eps);
