@@ -184,10 +184,12 @@ def bench(reports):
     if not reports:
         print("(no `bench_*.json` reports)")
         return
-    print("| report | dtype | workload | passes/s | tokens/s | GFLOP/pass (nominal) | GFLOP/s nominal / executed | of GEMM peak (nominal) | of sustained GEMM | GEMM peak / sustained | peak RSS / f32 weights | load s |")
+    print("| report | weights / precision | workload | passes/s | tokens/s | GFLOP/pass (nominal) | GFLOP/s nominal / executed | of GEMM peak (nominal) | of sustained GEMM | GEMM peak / sustained | peak RSS / f32 weights | load s |")
     print("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for path, r in reports:
-        dtype = "f16" if r["weight_bytes"] < r["f32_weight_bytes"] else "f32"
+        # Reports before the precision tiers have no `precision`: their weights were f32 or f16.
+        precision = r.get("precision", "f32")
+        dtype = precision if precision != "f32" else "f16" if r["weight_bytes"] < r["f32_weight_bytes"] else "f32"
         sustained = r.get("gemm_sustained_gflops")
         for w in r["workloads"]:
             print(
