@@ -88,7 +88,38 @@ impl HeadAttention<'_> {
         }
     }
 
-    /// [`Self::run`] with f32 products.
+    /// The attention's scale, 1 / √(d · the number of score terms).
+    fn scale(&self) -> f32 {
+        1.0 / ((self.d as f32) * self.pos_att.scale_factor() as f32).sqrt()
+    }
+
+    /// Turns each query's score row (`len` wide) into softmax numerators in place: the c2p term
+    /// added (the rel rows `lo..lo + width` of `c2p`), scaled, shifted by its maximum and
+    /// exponentiated. Returns each row's sum, by which the context is divided.
+    fn softmax_numerators(
+        &self,
+        scores: &mut [f32],
+        c2p: &[f32],
+        width: usize,
+        qpos: &[usize],
+        rel_index: &RelIndex,
+        lo: usize,
+    ) -> Vec<f32> {
+        let scale = self.scale();
+        qpos.iter()
+            .zip(scores.chunks_exact_mut(self.len))
+            .enumerate()
+            .map(|(qi, (&i, row))| {
+                if self.pos_att.c2p {
+                    add_c2p_scaled(row, &c2p[qi * width..(qi + 1) * width], rel_index, i, lo, scale);
+                } else {
+                    scale_row(row, scale);
+                }
+                exp_shifted(row)
+            })
+            .collect()
+    }
+
     ///
     /// # Safety
     /// As [`Self::run`].
@@ -103,7 +134,6 @@ impl HeadAttention<'_> {
         ldo: usize,
     ) {
         let (nq, len, d) = (qpos.len(), self.len, self.d);
-        let scale = 1.0 / ((d as f32) * self.pos_att.scale_factor() as f32).sqrt();
         // The rel rows any (query, key) of this sequence can use form a contiguous range.
         let lo = rel_index.index(0, len - 1);
         let hi = rel_index.index(len - 1, 0);
@@ -135,15 +165,7 @@ impl HeadAttention<'_> {
                 matmul(nq, width, d, q, rk, c2p, width, false, Threads::One);
             }
             // Softmax numerators in place; the division by their sum is applied to the output.
-            let mut sums = vec![0.0f32; nq];
-            for (qi, (&i, row)) in qpos.iter().zip(scores.chunks_exact_mut(len)).enumerate() {
-                if self.pos_att.c2p {
-                    add_c2p_scaled(row, &c2p[qi * width..(qi + 1) * width], rel_index, i, lo, scale);
-                } else {
-                    scale_row(row, scale);
-                }
-                sums[qi] = exp_shifted(row);
-            }
+            let sums = self.softmax_numerators(scores, c2p, width, qpos, rel_index, lo);
             // SAFETY: the caller vouches for the destination rows.
             unsafe {
                 matmul_raw(
@@ -157,12 +179,7 @@ impl HeadAttention<'_> {
                     false,
                     Threads::One,
                 );
-                for (qi, sum) in sums.iter().enumerate() {
-                    let inv = 1.0 / sum;
-                    for x in std::slice::from_raw_parts_mut(out.add(qi * ldo), d) {
-                        *x *= inv;
-                    }
-                }
+                divide_rows(out, ldo, d, &sums);
             }
         })
     }
@@ -186,7 +203,6 @@ impl HeadAttention<'_> {
         ldo: usize,
     ) {
         let (nq, len, d) = (qpos.len(), self.len, self.d);
-        let scale = 1.0 / ((d as f32) * self.pos_att.scale_factor() as f32).sqrt();
         // The rel rows any (query, key) of this sequence can use, from the start of their panel.
         let lo = rel_index.index(0, len - 1) / bf16::PANEL * bf16::PANEL;
         let width = rel_index.index(len - 1, 0) - lo + 1;
@@ -218,30 +234,32 @@ impl HeadAttention<'_> {
                     // Q · K_relᵀ over the rel rows in use.
                     unsafe { kernel.product(q, rel_k.view(lo, width), c2p.as_mut_ptr(), width) };
                 }
-                let mut sums = vec![0.0f32; nq];
-                for (qi, (&i, row)) in qpos.iter().zip(scores.chunks_exact_mut(len)).enumerate() {
-                    if self.pos_att.c2p {
-                        add_c2p_scaled(row, &c2p[qi * width..(qi + 1) * width], rel_index, i, lo, scale);
-                    } else {
-                        scale_row(row, scale);
-                    }
-                    sums[qi] = exp_shifted(row);
-                }
+                let sums = self.softmax_numerators(scores, c2p, width, qpos, rel_index, lo);
                 // The context: P · V, then the division by the sums.
                 probs.fill(kernel, scores, nq, len, len, false);
                 values.depth(self.v, len, d, self.stride);
                 // SAFETY: the caller vouches for the destination rows.
                 unsafe {
                     kernel.product(probs.view(0, nq, 0), values.view(0, d), out, ldo);
-                    for (qi, sum) in sums.iter().enumerate() {
-                        let inv = 1.0 / sum;
-                        for x in std::slice::from_raw_parts_mut(out.add(qi * ldo), d) {
-                            *x *= inv;
-                        }
-                    }
+                    divide_rows(out, ldo, d, &sums);
                 }
             })
         })
+    }
+}
+
+/// Divides row `qi` (`d` values at `out + qi · ldo`) by `sums[qi]`, each by one multiplication
+/// with the reciprocal.
+///
+/// # Safety
+/// The `sums.len()` rows must be valid for writes, and not accessed elsewhere during the call.
+unsafe fn divide_rows(out: *mut f32, ldo: usize, d: usize, sums: &[f32]) {
+    for (qi, sum) in sums.iter().enumerate() {
+        let inv = 1.0 / sum;
+        // SAFETY: the caller's guarantee.
+        for x in unsafe { std::slice::from_raw_parts_mut(out.add(qi * ldo), d) } {
+            *x *= inv;
+        }
     }
 }
 
