@@ -2,34 +2,15 @@
 //! a message naming the problem; results that are not finite numbers are error records, counted
 //! in the exit code (1), never `{"logit": null}` or an arbitrary pick.
 
-use std::io::Write;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+mod common;
 
+use std::path::{Path, PathBuf};
+
+use common::pairrm;
 use serde_json::{json, Value};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/models")
-}
-
-fn pairrm(args: &[&str], stdin: &str) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pairrm"));
-    cmd.args(args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
-    child.wait_with_output().unwrap()
-}
-
-fn lines(out: &Output) -> Vec<Value> {
-    String::from_utf8(out.stdout.clone())
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("stdout line {l:?} is not JSON: {e}")))
-        .collect()
-}
-
-fn stderr(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 /// A copy of the tiny-original checkpoint and of its backbone in a temporary directory.
@@ -82,8 +63,8 @@ fn non_finite_results_are_error_records_and_exit_1() {
         (vec!["rank", "--model", model, "--reference", "longest"], RANK, 1),
     ] {
         let out = pairrm(&args, input);
-        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr(&out));
-        let lines = lines(&out);
+        assert_eq!(out.code, Some(1), "{args:?}: {}", out.stderr);
+        let lines = &out.lines;
         assert_eq!(lines.len(), n, "{args:?}");
         for (i, line) in lines.iter().enumerate() {
             let error = line["error"].as_str().unwrap_or_else(|| panic!("{args:?}: {line}"));
@@ -100,9 +81,9 @@ fn non_finite_weights_stop_the_job_naming_the_tensor() {
     let (_tmp, dir) = tiny_copy();
     poison(&dir.join("model.safetensors"), "head_layer.4.bias", 0, f32::INFINITY);
     let out = pairrm(&["compare", "--model", dir.to_str().unwrap()], PAIRS);
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.code, Some(2));
     assert!(out.stdout.is_empty());
-    assert!(stderr(&out).contains("`head_layer.4.bias` holds inf at index 0"), "{}", stderr(&out));
+    assert!(out.stderr.contains("`head_layer.4.bias` holds inf at index 0"), "{}", out.stderr);
 }
 
 #[test]
@@ -110,15 +91,15 @@ fn a_bad_config_stops_the_job_naming_the_field() {
     let (_tmp, dir) = tiny_copy();
     edit_json(&dir.join("../tiny-backbone/config.json"), |c| c["layer_norm_eps"] = json!(-1));
     let out = pairrm(&["compare", "--model", dir.to_str().unwrap()], PAIRS);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("layer_norm_eps is -1"), "{}", stderr(&out));
+    assert_eq!(out.code, Some(2));
+    assert!(out.stderr.contains("layer_norm_eps is -1"), "{}", out.stderr);
 
     // A config with fewer layers than the checkpoint.
     let (_tmp, dir) = tiny_copy();
     edit_json(&dir.join("../tiny-backbone/config.json"), |c| c["num_hidden_layers"] = json!(1));
     let out = pairrm(&["rank", "--model", dir.to_str().unwrap()], RANK);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("`pretrained_model.encoder.layer.1.*` (16 tensors)"), "{}", stderr(&out));
+    assert_eq!(out.code, Some(2));
+    assert!(out.stderr.contains("`pretrained_model.encoder.layer.1.*` (16 tensors)"), "{}", out.stderr);
 }
 
 #[test]
@@ -131,10 +112,10 @@ fn absurd_limits_stop_the_job() {
         ("--candidate-max-length", "2"),
     ] {
         let out = pairrm(&["compare", "--model", model, flag, value], PAIRS);
-        assert_eq!(out.status.code(), Some(2), "{flag} {value}: {}", stderr(&out));
+        assert_eq!(out.code, Some(2), "{flag} {value}: {}", out.stderr);
         assert!(out.stdout.is_empty());
         let name = flag.trim_start_matches("--").replace('-', "_");
-        assert!(stderr(&out).contains(&name) && stderr(&out).contains(value), "{flag} {value}: {}", stderr(&out));
+        assert!(out.stderr.contains(&name) && out.stderr.contains(value), "{flag} {value}: {}", out.stderr);
     }
     // Every command that loads a model refuses it the same way, before any work.
     let eval = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/eval");
@@ -157,14 +138,14 @@ fn absurd_limits_stop_the_job() {
     ] {
         let args = [&args[..], &["--model", model, "--candidate-max-length", huge]].concat();
         let out = pairrm(&args, "{\"source\": \"q\", \"a\": \"x\", \"b\": \"y\", \"candidates\": [\"x\"]}\n");
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert_eq!(out.code, Some(2), "{args:?}: {}", out.stderr);
         assert!(out.stdout.is_empty(), "{args:?}");
-        let e = stderr(&out);
+        let e = &out.stderr;
         assert!(e.contains(&format!("candidate_max_length: {huge} is too large")), "{args:?}: {e}");
     }
     assert!(!Path::new(&labelled).exists(), "label wrote nothing");
     // The largest limit works.
     let out = pairrm(&["compare", "--model", model, "--candidate-max-length", "4194304"], PAIRS);
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
-    assert!(lines(&out).iter().all(|l| l["logit"].is_f64()));
+    assert_eq!(out.code, Some(0), "{}", out.stderr);
+    assert!(out.lines.iter().all(|l| l["logit"].is_f64()));
 }

@@ -27,9 +27,15 @@ struct Served {
 impl Served {
     /// Starts `pairrm serve` on any free loopback port and reads its address from the log.
     fn start(extra: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_pairrm"))
-            .args(["serve", "--model", &tiny_model(), "--host", "127.0.0.1", "--port", "0", "--log", "info"])
-            .args(extra)
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_pairrm"));
+        cmd.args(["serve", "--model", &tiny_model(), "--host", "127.0.0.1", "--port", "0", "--log", "info"])
+            .args(extra);
+        Self::spawn(cmd)
+    }
+
+    /// Starts `cmd` (a `pairrm serve` that logs at level info) and reads its address from the log.
+    fn spawn(mut cmd: Command) -> Self {
+        let mut child = cmd
             .env_remove("RUST_LOG")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -46,8 +52,7 @@ impl Served {
         let mut served = Served { child, url: String::new(), log };
         let line = served.wait_log("listening on http://");
         let start = line.find("http://").unwrap();
-        let addr: String = line[start..].chars().take_while(|c| !c.is_whitespace()).collect();
-        served.url = addr;
+        served.url = line[start..].chars().take_while(|c| !c.is_whitespace()).collect();
         served
     }
 
@@ -186,34 +191,18 @@ fn nonsense_options_are_refused_with_a_clear_message_before_anything_starts() {
 
 #[test]
 fn every_option_can_come_from_the_environment() {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_pairrm"))
-        .args(["serve", "--log", "info"])
-        .envs([
-            ("PAIRRM_MODEL", tiny_model().as_str()),
-            ("PAIRRM_HOST", "127.0.0.1"),
-            ("PAIRRM_PORT", "0"),
-            ("PAIRRM_API_KEY", "k3y"),
-            ("PAIRRM_MAX_CLIENT_BATCH_SIZE", "2"),
-            ("PAIRRM_SERVED_MODEL_NAME", "judge"),
-            ("PAIRRM_KEEP_ALIVE_TIMEOUT", "12.5"),
-            ("PAIRRM_THREADS", "1"),
-        ])
-        .env_remove("RUST_LOG")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (tx, log) = mpsc::channel();
-    let stderr = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut served = Served { child, url: String::new(), log };
-    let line = served.wait_log("listening on http://");
-    served.url = line[line.find("http://").unwrap()..].chars().take_while(|c| !c.is_whitespace()).collect();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pairrm"));
+    cmd.args(["serve", "--log", "info"]).envs([
+        ("PAIRRM_MODEL", tiny_model().as_str()),
+        ("PAIRRM_HOST", "127.0.0.1"),
+        ("PAIRRM_PORT", "0"),
+        ("PAIRRM_API_KEY", "k3y"),
+        ("PAIRRM_MAX_CLIENT_BATCH_SIZE", "2"),
+        ("PAIRRM_SERVED_MODEL_NAME", "judge"),
+        ("PAIRRM_KEEP_ALIVE_TIMEOUT", "12.5"),
+        ("PAIRRM_THREADS", "1"),
+    ]);
+    let served = Served::spawn(cmd);
     served.wait_log("ready on http://");
     let body = serde_json::json!({"source": "s", "candidates": ["a", "b", "c"]});
     assert_eq!(served.post("/rank", &body).0, 401);
