@@ -106,9 +106,10 @@ impl Engine {
         let model = pool.install(|| PairRm::load(&checkpoint, &model_options))?;
         // Without AVX512-BF16 the bf16 products widen to f32 on FMAs and run slower than the exact
         // tier (measured on AVX2: about 0.75× f32, see docs/precision.md).
-        if options.precision == crate::Precision::Bf16 && model.kernels().linear != "bf16-avx512-bf16" {
+        let linear = model.kernels().linear;
+        if options.precision == crate::Precision::Bf16 && linear != "bf16-avx512-bf16" {
             tracing::warn!(
-                kernel = model.kernels().linear,
+                kernel = linear,
                 "precision bf16 without AVX512-BF16 is slower than f32 on this CPU; int8 is the faster tier here"
             );
         }
