@@ -236,7 +236,7 @@ def test_half_precision_weights() -> None:
 
 def test_bf16_precision() -> None:
     exact = load()
-    assert exact.engine.precision == "f32" and exact.engine.kernels["linear"] == "f32-gemm"
+    assert exact.engine.precision == "f32" and exact.engine.kernels["linear"] in ("f32-avx512", "f32-gemm")
     fast = load(precision="bf16")
     assert fast.engine.precision == "bf16" and fast.engine.dtype == "f32"
     assert fast.engine.kernels["linear"].startswith("bf16-")

@@ -55,7 +55,7 @@ pub struct ModelInfo {
 /// The compute kernels a model runs, as `/info` shows them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct KernelsInfo {
-    /// The linear layers' products (e.g. `f32-gemm`, `bf16-avx512-bf16`).
+    /// The linear layers' products (e.g. `f32-avx512`, `f32-gemm`, `bf16-avx512-bf16`).
     pub linear: String,
     /// The attention's products.
     pub attention: String,

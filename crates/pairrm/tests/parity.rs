@@ -127,6 +127,19 @@ fn tiny_original_layout_safetensors() {
     eprintln!("tiny-original: max relative logit error {worst:e}");
 }
 
+/// The exact tier at every kernel level: the AVX-512 kernel where the CPU has it, the `gemm` crate
+/// below (what CPUs without AVX-512 run), and the portable level.
+#[test]
+fn exact_tier_at_every_kernel_level() {
+    use pairrm::model::KernelLevel;
+    for level in [KernelLevel::Avx512, KernelLevel::Avx2, KernelLevel::Scalar] {
+        let options = EngineOptions { kernel_level: Some(level), ..Default::default() };
+        let engine = Engine::load(&fixture("tiny-original"), &OpenOptions::default(), options).unwrap();
+        let worst = check_fixture(&engine, &goldens("tiny-original"), false);
+        eprintln!("tiny-original, kernels {level} ({}): max relative logit error {worst:e}", engine.kernels().linear);
+    }
+}
+
 #[test]
 fn tiny_original_layout_pytorch_bin_three_tasks_lowercase_tokenizer() {
     let worst = check_fixture(&load(&fixture("tiny-original-bin")), &goldens("tiny-original-bin"), true);
@@ -186,6 +199,8 @@ fn results_do_not_depend_on_batching_order_or_threads() {
     let mut bf16_bits: Option<Vec<u32>> = None;
     for (dtype, precision, level) in [
         (WeightDtype::F32, Precision::F32, None),
+        // The exact tier on the `gemm` crate (what CPUs without AVX-512 run).
+        (WeightDtype::F32, Precision::F32, Some(KernelLevel::Avx2)),
         (WeightDtype::F16, Precision::F32, None),
         (WeightDtype::F32, Precision::Bf16, Some(KernelLevel::Avx512)),
         (WeightDtype::F32, Precision::Bf16, Some(KernelLevel::Avx2)),

@@ -57,7 +57,7 @@ pub struct Args {
     #[arg(long)]
     no_peak: bool,
     /// Instead of the workloads, measure the linear layers' products at the encoder's shapes
-    /// (rows 640 and 2048; H×H, 4H×H, H×4H): f32 `gemm` against the `--precision` kernel.
+    /// (rows 640 and 2048; H×H, 4H×H, H×4H): f32 `gemm` against the engine's kernel for `--precision`.
     #[arg(long)]
     gemm_sweep: bool,
 }
@@ -97,7 +97,8 @@ struct WorkloadReport {
     passes_per_cpu_second: Option<f64>,
 }
 
-/// The reduced-precision kernel's rate on the GEMM-rate product.
+/// The engine's own kernel's rate on the GEMM-rate product (a reduced-precision kernel, or the
+/// exact tier's AVX-512 kernel).
 #[derive(Serialize, Clone, Copy)]
 struct PrecisionGemm {
     kernel: &'static str,
@@ -117,12 +118,14 @@ struct Report {
     load_seconds: f64,
     /// The untimed warm-up pass (includes paging the weights in).
     first_pass_seconds: f64,
-    /// The fastest large f32 product (1024×4096×1024) of the runs before and after the workloads.
+    /// The fastest large f32 product (1024×4096×1024) of the runs before and after the workloads,
+    /// with the `gemm` crate: the yardstick of the machine's f32 rate.
     gemm_peak_gflops: Option<f64>,
     /// The same products' total FLOPs over their total time: the rate this machine sustained
     /// around the workloads (below the peak on a shared machine).
     gemm_sustained_gflops: Option<f64>,
-    /// The same product with the `--precision` kernel, measured alongside (not for f32).
+    /// The same product with the engine's own linear-layer kernel, measured alongside (none where
+    /// the engine multiplies with the `gemm` crate).
     precision_gemm: Option<PrecisionGemm>,
     /// Weights as stored in memory (depends on `--dtype` and `--precision`).
     weight_bytes: u64,
@@ -377,14 +380,12 @@ impl GemmRates {
         let (m, n, k) = RATE_SHAPE;
         let a: Vec<f32> = (0..m * k).map(|i| ((i * 7919) % 1000) as f32 * 1e-3).collect();
         let b: Vec<f32> = (0..n * k).map(|i| ((i * 104_729) % 1000) as f32 * 1e-3).collect();
-        let reduced = match precision {
-            Precision::F32 => None,
-            p => Some(LinearProduct::new(b.clone(), n, k, p, None)?),
-        };
+        let own = LinearProduct::new(b.clone(), n, k, precision, None)?;
+        let reduced = (own.kernel() != pairrm::model::GEMM_KERNEL).then_some(own);
         Ok(GemmRates { a, b, reduced })
     }
 
-    /// The f32 rate, and the reduced kernel's (with its name), each over about two seconds
+    /// The f32 rate, and the engine's own kernel's (with its name), each over about two seconds
     /// (interleaved, so that both see the same machine).
     fn measure(&self, engine: &Engine) -> (GemmRate, Option<GemmRate>, Option<&'static str>) {
         let (m, n, k) = RATE_SHAPE;
@@ -454,6 +455,9 @@ struct SweepRow {
     gflops_per_cpu_second: Option<f64>,
 }
 
+/// A timed product, writing its output.
+type Product<'a> = dyn Fn(&mut [f32]) + Sync + 'a;
+
 /// `--gemm-sweep`: the linear layers' products at the encoder's shapes, f32 `gemm` against the
 /// engine's kernel, best of five interleaved runs each (wall clock, and per CPU-second).
 fn gemm_sweep(engine: &Engine, json: bool) -> anyhow::Result<crate::jsonl::Outcome> {
@@ -465,16 +469,17 @@ fn gemm_sweep(engine: &Engine, json: bool) -> anyhow::Result<crate::jsonl::Outco
         for (n, k) in [(h, h), (f, h), (h, f)] {
             let x: Vec<f32> = (0..m * k).map(|i| ((i * 7919) % 1000) as f32 * 1e-3 - 0.5).collect();
             let w: Vec<f32> = (0..n * k).map(|i| ((i * 104_729) % 1000) as f32 * 1e-3 - 0.5).collect();
-            let exact = LinearProduct::new(w.clone(), n, k, Precision::F32, None)?;
-            let kernel = LinearProduct::new(w, n, k, engine.precision(), None)?;
+            let kernel = LinearProduct::new(w.clone(), n, k, engine.precision(), None)?;
+            let products: [&Product; 2] =
+                [&|out| pairrm::model::linear_product(m, n, k, &x, &w, out), &|out| kernel.product(m, &x, out)];
             let mut out = vec![0.0f32; m * n];
             let flop = 2.0 * (m * n * k) as f64;
             let mut best = [(0.0f64, None::<f64>); 2];
             pool.install(|| {
                 for _ in 0..5 {
-                    for (i, p) in [&exact, &kernel].into_iter().enumerate() {
+                    for (i, product) in products.iter().enumerate() {
                         let (t, cpu) = (Instant::now(), cpu_seconds());
-                        p.product(m, &x, &mut out);
+                        product(&mut out);
                         let (wall, cpu) = (t.elapsed().as_secs_f64(), cpu_seconds().zip(cpu).map(|(b, a)| b - a));
                         best[i].0 = best[i].0.max(flop / wall / 1e9);
                         if let Some(c) = cpu.filter(|&c| c > 0.0) {

@@ -399,7 +399,7 @@ impl Encoder {
     /// The kernel of the attention's products.
     pub(crate) fn attention_kernel(&self) -> &'static str {
         match &self.layers[0].rel {
-            RelTables::Exact { .. } => "f32-gemm",
+            RelTables::Exact { .. } => super::GEMM_KERNEL,
             RelTables::Bf16 { kernel, .. } => kernel.name(),
         }
     }

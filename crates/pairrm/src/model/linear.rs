@@ -3,6 +3,7 @@
 
 use super::gemm::{linear, Threads};
 use super::kernels::bf16::{Kernel, PackedBf16};
+use super::kernels::exact::PackedF32;
 use super::kernels::int8::PackedInt8;
 use super::kernels::{KernelLevel, PackedWeight};
 use super::matrix::{Matrix, WeightDtype};
@@ -59,8 +60,10 @@ impl Numerics {
 
 /// A linear layer's weight in the form its precision multiplies.
 pub(crate) enum Weight {
-    /// f32 arithmetic on the `gemm` crate: the weight stored f32 (memory-mapped in place) or in
-    /// 16 bits (widened block by block): the exact tier.
+    /// f32 packed for the exact tier's own AVX-512 kernel (weights stored f32, CPUs with AVX-512F).
+    F32(PackedF32),
+    /// f32 arithmetic on the `gemm` crate: the exact tier on other CPUs (the weight stored f32,
+    /// memory-mapped in place), or with 16-bit weight storage (widened block by block).
     Exact(Matrix),
     /// bf16 packed for the bf16 kernels.
     Bf16(PackedBf16),
@@ -73,6 +76,9 @@ impl Weight {
     pub(crate) fn load(w: &WeightScope, name: &str, n_out: usize, n_in: usize, numerics: &Numerics) -> Result<Self> {
         let level = numerics.level;
         match numerics.precision {
+            Precision::F32 if numerics.dtype == WeightDtype::F32 && PackedF32::available(level) => {
+                Ok(Weight::F32(packed(w, name, n_out, n_in, level)?))
+            }
             Precision::F32 => Ok(Weight::Exact(Matrix::load(w, name, n_out, n_in, numerics.dtype)?)),
             Precision::Bf16 => Ok(Weight::Bf16(packed(w, name, n_out, n_in, level)?)),
             Precision::Int8 => Ok(Weight::Int8(packed(w, name, n_out, n_in, level)?)),
@@ -82,6 +88,9 @@ impl Weight {
     /// `w` (`[n_out, n_in]`, row-major) in the form of `precision` (f32 kept as is).
     fn from_values(w: Vec<f32>, n_out: usize, n_in: usize, precision: Precision, level: KernelLevel) -> Result<Self> {
         match precision {
+            Precision::F32 if PackedF32::available(level) => {
+                Ok(Weight::F32(PackedF32::pack("weight", &w, n_out, n_in, level)?))
+            }
             Precision::F32 => Ok(Weight::Exact(Matrix::from_f32(w, WeightDtype::F32))),
             Precision::Bf16 => Ok(Weight::Bf16(PackedBf16::pack("weight", &w, n_out, n_in, level)?)),
             Precision::Int8 => Ok(Weight::Int8(PackedInt8::pack("weight", &w, n_out, n_in, level)?)),
@@ -91,6 +100,7 @@ impl Weight {
     /// `out[rows × n_out] = x[rows × n_in] · Wᵀ`. Row `r` of `out` depends only on row `r` of `x`.
     fn product(&self, rows: usize, n_out: usize, n_in: usize, x: &[f32], out: &mut [f32]) {
         match self {
+            Weight::F32(p) => p.product(rows, x, out),
             Weight::Exact(m) => m.product(rows, n_out, n_in, x, out),
             Weight::Bf16(p) => p.product(rows, x, out),
             Weight::Int8(p) => p.product(rows, x, out),
@@ -99,6 +109,7 @@ impl Weight {
 
     fn bytes(&self) -> u64 {
         match self {
+            Weight::F32(p) => p.bytes(),
             Weight::Exact(m) => m.bytes(),
             Weight::Bf16(p) => p.bytes(),
             Weight::Int8(p) => p.bytes(),
@@ -107,6 +118,7 @@ impl Weight {
 
     fn kernel(&self) -> &'static str {
         match self {
+            Weight::F32(p) => p.kernel(),
             Weight::Exact(m) => m.kernel(),
             Weight::Bf16(p) => p.kernel(),
             Weight::Int8(p) => p.kernel(),

@@ -158,7 +158,7 @@ impl Matrix {
     /// The kernel of [`Matrix::product`], as reports show it.
     pub(crate) fn kernel(&self) -> &'static str {
         match self {
-            Matrix::F32(_) | Matrix::Owned(_) => "f32-gemm",
+            Matrix::F32(_) | Matrix::Owned(_) => super::GEMM_KERNEL,
             Matrix::Half(HalfData::F16(_)) => "f32-gemm-f16-weights",
             Matrix::Half(HalfData::Bf16(_)) => "f32-gemm-bf16-weights",
         }

@@ -26,8 +26,12 @@ pub use linear::{LinearProduct, ModelOptions};
 pub use matrix::WeightDtype;
 pub use precision::Precision;
 
-/// `c[m×n] = a[m×k] · bᵀ` with `b` `[n×k]` row-major, on the current rayon pool: the product the
-/// exact tier's linear layers use (for measuring this machine's GEMM rate).
+/// The name reports give the `gemm` crate's f32 products.
+pub const GEMM_KERNEL: &str = "f32-gemm";
+
+/// `c[m×n] = a[m×k] · bᵀ` with `b` `[n×k]` row-major, on the current rayon pool, with the `gemm`
+/// crate (the exact tier's linear layers without AVX-512): the yardstick of this machine's f32
+/// GEMM rate.
 pub fn linear_product(m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: &mut [f32]) {
     gemm::linear(m, n, k, a, b, c, gemm::Threads::Pool);
 }
@@ -35,7 +39,7 @@ pub fn linear_product(m: usize, n: usize, k: usize, a: &[f32], b: &[f32], c: &mu
 /// The kernels a loaded model runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct Kernels {
-    /// The linear layers' products (e.g. `f32-gemm`, `bf16-avx512-bf16`).
+    /// The linear layers' products (e.g. `f32-avx512`, `f32-gemm`, `bf16-avx512-bf16`).
     pub linear: &'static str,
     /// The attention products (scores, relative terms, context).
     pub attention: &'static str,

@@ -6,9 +6,10 @@
 //! machine; each kernel family then takes its fastest kernel at or below the cap that the CPU
 //! supports.
 //!
-//! # Packed weights: the contract of a reduced-precision kernel family
+//! # Packed weights: the contract of a kernel family
 //!
-//! A family (`bf16`, `int8`) implements [`PackedWeight`] for its packed form of a torch `Linear`
+//! A family (`bf16`, `int8`, and `exact`: the exact tier's f32 kernel where the CPU has AVX-512)
+//! implements [`PackedWeight`] for its packed form of a torch `Linear`
 //! weight `W` (`[n_out, n_in]`, row-major f32):
 //!
 //! - [`PackedWeight::pack`] converts and packs `W` once, at load, choosing the kernel from the
@@ -23,6 +24,8 @@
 //! `Weight::load`.
 
 pub(crate) mod bf16;
+mod driver;
+pub(crate) mod exact;
 pub(crate) mod int8;
 
 use std::sync::OnceLock;
@@ -129,8 +132,8 @@ pub(crate) fn cpu() -> &'static Cpu {
     })
 }
 
-/// A linear layer's weight converted and packed once for a reduced-precision kernel family (see
-/// the module documentation for the contract).
+/// A linear layer's weight converted and packed once for a kernel family (see the module
+/// documentation for the contract).
 pub(crate) trait PackedWeight: Sized + Send + Sync {
     /// Converts and packs `w` (`[n_out, n_in]`, row-major f32) for the fastest kernel of the
     /// family at or below `level` that this CPU supports; `name` names the tensor in errors.

@@ -22,7 +22,6 @@
 //! one `vdpbf16ps` operand per 16 columns, widened to f32 by a shift and a mask elsewhere.
 //! Activations are packed per call, in blocks of the kernel's tile height (see [`pack`]).
 
-mod driver;
 mod pack;
 mod scalar;
 #[cfg(test)]
@@ -30,10 +29,10 @@ mod tests;
 #[cfg(target_arch = "x86_64")]
 mod x86;
 
+use super::driver::{self, PanelPair, Tile};
+pub(crate) use super::driver::{PanelsRef, RowsRef, PANEL};
 use super::{cpu, KernelLevel, PackedWeight};
 use crate::error::Result;
-use driver::Tile;
-pub(crate) use driver::{PanelsRef, RowsRef};
 use pack::RowFormat;
 
 thread_local! {
@@ -43,15 +42,6 @@ thread_local! {
 
 #[cfg(test)]
 use pack::round;
-
-/// Output columns per weight panel.
-pub(crate) const PANEL: usize = 32;
-
-/// One pair of inputs of one panel: a word per column, aligned so that a 512-bit load never
-/// splits a cache line.
-#[derive(Clone, Copy)]
-#[repr(C, align(64))]
-pub(super) struct PanelPair(pub(super) [u32; PANEL]);
 
 /// A bf16 kernel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,7 +1,6 @@
 //! The portable tile: plain Rust over the packed layout, for CPUs without AVX2.
 
-use super::driver::Tile;
-use super::pack::RowFormat;
+use super::super::driver::Tile;
 use super::PANEL;
 
 /// `f32::mul_add` (an FMA instruction where the target has one, a correctly rounded library
@@ -14,7 +13,7 @@ const COLS: usize = 16;
 impl Tile for Scalar {
     const MR: usize = MR;
     const COLS: usize = COLS;
-    const FORMAT: RowFormat = RowFormat::Wide;
+    const WORDS: usize = 2;
 
     unsafe fn tile(
         a: *const u32,

@@ -6,8 +6,7 @@
 
 use std::arch::x86_64::*;
 
-use super::driver::Tile;
-use super::pack::RowFormat;
+use super::super::driver::Tile;
 use super::PANEL;
 
 /// `vdpbf16ps`: 12 rows × 32 columns (24 accumulators).
@@ -16,7 +15,7 @@ pub(super) struct Avx512Bf16;
 impl Tile for Avx512Bf16 {
     const MR: usize = 12;
     const COLS: usize = 32;
-    const FORMAT: RowFormat = RowFormat::Pairs;
+    const WORDS: usize = 1;
 
     unsafe fn tile(
         a: *const u32,
@@ -84,7 +83,7 @@ pub(super) struct Avx512;
 impl Tile for Avx512 {
     const MR: usize = 12;
     const COLS: usize = 32;
-    const FORMAT: RowFormat = RowFormat::Wide;
+    const WORDS: usize = 2;
 
     unsafe fn tile(
         a: *const u32,
@@ -159,7 +158,7 @@ pub(super) struct Avx2;
 impl Tile for Avx2 {
     const MR: usize = 6;
     const COLS: usize = 16;
-    const FORMAT: RowFormat = RowFormat::Wide;
+    const WORDS: usize = 2;
 
     unsafe fn tile(
         a: *const u32,
