@@ -95,3 +95,34 @@ def test_every_table_names_its_cpu():
                 end += 1
             after = "\n".join(lines[end:end + 3])
             assert "CPU" in after, f"the table at line {start} names no CPU:\n{out}"
+
+
+def test_interleaved_alternates_the_sides_and_reports_each_round(monkeypatch, tmp_path, capsys):
+    import interleaved
+
+    calls = []
+    speeds = {"pairrm": iter([0.50, 0.40, 0.60]), "peer": iter([0.40, 0.50, 0.50])}
+
+    def side(name):
+        def run(*_args):
+            calls.append(name)
+            return next(speeds[name])
+
+        return run
+
+    monkeypatch.setattr(interleaved, "pairrm_run", side("pairrm"))
+    monkeypatch.setattr(interleaved, "peer_run", side("peer"))
+    monkeypatch.setattr(interleaved.subprocess, "run", lambda *a, **k: None)  # the workload file
+    monkeypatch.setattr(interleaved.machine, "cpu_info", lambda: {"summary": "Test CPU (AVX2)"})
+    monkeypatch.setattr(interleaved.machine, "load", lambda: [0.0, 0.0, 0.0])
+    out = tmp_path / "report.json"
+    argv = ["interleaved.py", "--model", str(tmp_path), "--rounds", "3", "--out", str(out)]
+    monkeypatch.setattr(sys, "argv", argv)
+    interleaved.main()
+    assert calls == ["pairrm", "peer", "peer", "pairrm", "pairrm", "peer"]
+    report = __import__("json").loads(out.read_text())
+    assert [round(r["ratio"], 3) for r in report["rounds"]] == [1.25, 0.8, 1.2]
+    assert round(report["ratio_median"], 3) == 1.2
+    assert (round(report["ratio_min"], 3), round(report["ratio_max"], 3)) == (0.8, 1.25)
+    assert report["machine"]["cpu"]["summary"] == "Test CPU (AVX2)"
+    assert "Test CPU (AVX2)" in capsys.readouterr().err
