@@ -112,16 +112,6 @@ fn repeated_goldens() -> Vec<(String, String)> {
         .collect()
 }
 
-/// What `encode_marked_prefix` must return: the full encoding cut to `keep` ids.
-fn expected(tok: &PairTokenizer, text: &str, keep: usize) -> TokenPrefix {
-    let ids = tok.encode_marked(text).unwrap();
-    if ids.len() <= keep {
-        TokenPrefix { ids, complete: true }
-    } else {
-        TokenPrefix { ids: ids[..keep].to_vec(), complete: false }
-    }
-}
-
 #[test]
 fn every_configuration_cuts_long_texts() {
     for (name, tok) in tokenizers() {
@@ -173,7 +163,7 @@ fn short_texts_are_complete() {
         for text in ["", "hello", "a b c", "  x  "] {
             let got = tok.encode_marked_prefix(text, 100).unwrap();
             assert!(got.complete, "{name}: {text:?}");
-            assert_eq!(got, expected(tok, text, 100), "{name}: {text:?}");
+            assert_eq!(got, common::expected_prefix(tok, text, 100), "{name}: {text:?}");
         }
     }
 }

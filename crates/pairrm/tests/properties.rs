@@ -17,7 +17,7 @@ use std::time::Instant;
 use pairrm::config::{MarkerIds, PairRmConfig};
 use pairrm::input::InputBuilder;
 use pairrm::judge::CompareInput;
-use pairrm::tokenizer::{PairTokenizer, SpmOptions, TokenPrefix};
+use pairrm::tokenizer::{PairTokenizer, SpmOptions};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseResult, TestRunner};
 use serde_json::{Map, Value};
@@ -255,16 +255,6 @@ fn compare_line() -> impl Strategy<Value = Value> {
     prop_oneof![3 => answers, 2 => conversations, 1 => json_value()]
 }
 
-/// The full encoding cut to `keep` ids.
-fn expected(tok: &PairTokenizer, text: &str, keep: usize) -> TokenPrefix {
-    let ids = tok.encode_marked(text).unwrap();
-    if ids.len() <= keep {
-        TokenPrefix { ids, complete: true }
-    } else {
-        TokenPrefix { ids: ids[..keep].to_vec(), complete: false }
-    }
-}
-
 fn config(source: usize, candidate: usize) -> PairRmConfig {
     PairRmConfig {
         source_max_length: source,
@@ -345,7 +335,7 @@ fn bounded_tokenization_is_exact() {
     check("bounded tokenization = full tokenization cut", 250, strategy, |(tok, text, keep)| {
         let tok = &tokenizers()[tok];
         let got = tok.encode_marked_prefix(&text, keep).unwrap();
-        prop_assert_eq!(got, expected(tok, &text, keep));
+        prop_assert_eq!(got, common::expected_prefix(tok, &text, keep));
         Ok(())
     });
 }

@@ -57,3 +57,17 @@ pub fn goldens(fixture: &str) -> serde_json::Value {
     let p = fixtures().join(fixture).join("goldens.json");
     serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap()
 }
+
+/// What `encode_marked_prefix` must return: the full encoding of `text` cut to `keep` ids.
+pub fn expected_prefix(
+    tok: &pairrm::tokenizer::PairTokenizer,
+    text: &str,
+    keep: usize,
+) -> pairrm::tokenizer::TokenPrefix {
+    let ids = tok.encode_marked(text).unwrap();
+    if ids.len() <= keep {
+        pairrm::tokenizer::TokenPrefix { ids, complete: true }
+    } else {
+        pairrm::tokenizer::TokenPrefix { ids: ids[..keep].to_vec(), complete: false }
+    }
+}
