@@ -68,6 +68,46 @@ pub(crate) trait Tile {
     );
 }
 
+/// The sums of an AVX-512 tile (`MR` rows × 32 columns, two vectors a row), shared by the tiles that
+/// keep them so: loaded from the output to continue the chains of a depth chunk, stored after it.
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod sums512 {
+    use std::arch::x86_64::*;
+
+    /// `acc[r]` from the 32 values of row `r` at `c` (row stride `ldc`), for the rows `r < mr`.
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F; the `mr` rows of 32 values at `c` must be readable.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    pub(crate) unsafe fn load<const MR: usize>(acc: &mut [[__m512; 2]; MR], c: *const f32, ldc: usize, mr: usize) {
+        for (r, s) in acc.iter_mut().enumerate().take(mr) {
+            // SAFETY: row r < mr of the caller's outputs.
+            unsafe {
+                s[0] = _mm512_loadu_ps(c.add(r * ldc));
+                s[1] = _mm512_loadu_ps(c.add(r * ldc + 16));
+            }
+        }
+    }
+
+    /// The rows `r < mr` of `acc` to the 32 values of row `r` at `c` (row stride `ldc`).
+    ///
+    /// # Safety
+    /// The CPU must support AVX-512F; the `mr` rows of 32 values at `c` must be writable and
+    /// accessed by nothing else during the call.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    pub(crate) unsafe fn store<const MR: usize>(acc: &[[__m512; 2]; MR], c: *mut f32, ldc: usize, mr: usize) {
+        for (r, s) in acc.iter().enumerate().take(mr) {
+            // SAFETY: row r < mr of the caller's outputs.
+            unsafe {
+                _mm512_storeu_ps(c.add(r * ldc), s[0]);
+                _mm512_storeu_ps(c.add(r * ldc + 16), s[1]);
+            }
+        }
+    }
+}
+
 /// The left operand of a product: `m` rows in a tile's format, row `r` at `words[r · stride..]`;
 /// the rows after them, up to a whole tile, must be readable too (their results are dropped).
 #[derive(Clone, Copy)]

@@ -126,7 +126,7 @@ mod x86 {
 
     use std::arch::x86_64::*;
 
-    use super::super::driver::Tile;
+    use super::super::driver::{sums512, Tile};
     use super::PANEL;
 
     /// AVX-512F: 12 rows × 32 columns.
@@ -175,12 +175,7 @@ mod x86 {
             let mut acc = [[_mm512_setzero_ps(); 2]; MR];
             let rows: [*const f32; MR] = std::array::from_fn(|r| a.add(r * lda));
             if accumulate {
-                for (r, s) in acc.iter_mut().enumerate() {
-                    if r < mr {
-                        s[0] = _mm512_loadu_ps(c.add(r * ldc));
-                        s[1] = _mm512_loadu_ps(c.add(r * ldc + 16));
-                    }
-                }
+                sums512::load(&mut acc, c, ldc, mr);
             }
             for q in 0..steps {
                 let w = b.add(q * PANEL);
@@ -191,12 +186,7 @@ mod x86 {
                     s[1] = _mm512_fmadd_ps(x, w1, s[1]);
                 }
             }
-            for (r, s) in acc.iter().enumerate() {
-                if r < mr {
-                    _mm512_storeu_ps(c.add(r * ldc), s[0]);
-                    _mm512_storeu_ps(c.add(r * ldc + 16), s[1]);
-                }
-            }
+            sums512::store(&acc, c, ldc, mr);
         }
     }
 }

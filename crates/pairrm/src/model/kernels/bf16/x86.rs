@@ -6,7 +6,7 @@
 
 use std::arch::x86_64::*;
 
-use super::super::driver::Tile;
+use super::super::driver::{sums512, Tile};
 use super::PANEL;
 
 /// `vdpbf16ps`: 12 rows × 32 columns (24 accumulators).
@@ -51,12 +51,7 @@ unsafe fn tile_avx512_bf16<const MR: usize>(
         let mut acc = [[_mm512_setzero_ps(); 2]; MR];
         let rows: [*const u32; MR] = std::array::from_fn(|r| a.add(r * lda));
         if accumulate {
-            for (r, s) in acc.iter_mut().enumerate() {
-                if r < mr {
-                    s[0] = _mm512_loadu_ps(c.add(r * ldc));
-                    s[1] = _mm512_loadu_ps(c.add(r * ldc + 16));
-                }
-            }
+            sums512::load(&mut acc, c, ldc, mr);
         }
         for q in 0..pairs {
             let w = b.add(q * PANEL);
@@ -68,12 +63,7 @@ unsafe fn tile_avx512_bf16<const MR: usize>(
                 s[1] = _mm512_dpbf16_ps(s[1], v, w1);
             }
         }
-        for (r, s) in acc.iter().enumerate() {
-            if r < mr {
-                _mm512_storeu_ps(c.add(r * ldc), s[0]);
-                _mm512_storeu_ps(c.add(r * ldc + 16), s[1]);
-            }
-        }
+        sums512::store(&acc, c, ldc, mr);
     }
 }
 
@@ -117,12 +107,7 @@ unsafe fn tile_avx512<const MR: usize>(
         let mut acc = [[_mm512_setzero_ps(); 2]; MR];
         let rows: [*const f32; MR] = std::array::from_fn(|r| a.add(r * lda).cast::<f32>());
         if accumulate {
-            for (r, s) in acc.iter_mut().enumerate() {
-                if r < mr {
-                    s[0] = _mm512_loadu_ps(c.add(r * ldc));
-                    s[1] = _mm512_loadu_ps(c.add(r * ldc + 16));
-                }
-            }
+            sums512::load(&mut acc, c, ldc, mr);
         }
         let high = _mm512_set1_epi32(0xffff_0000u32 as i32);
         for q in 0..pairs {
@@ -143,12 +128,7 @@ unsafe fn tile_avx512<const MR: usize>(
                 s[1] = _mm512_fmadd_ps(even, e1, s[1]);
             }
         }
-        for (r, s) in acc.iter().enumerate() {
-            if r < mr {
-                _mm512_storeu_ps(c.add(r * ldc), s[0]);
-                _mm512_storeu_ps(c.add(r * ldc + 16), s[1]);
-            }
-        }
+        sums512::store(&acc, c, ldc, mr);
     }
 }
 
