@@ -68,6 +68,13 @@ pub(crate) trait Tile {
     );
 }
 
+/// A row stride of at least `words` that is not a multiple of 4 KiB: a tile reads its rows side by
+/// side, and rows 4 KiB apart share their L1 cache sets (with 8 KiB rows, twelve rows of one tile
+/// in one 8-way set: measured 15–20% slower).
+pub(crate) fn padded_stride(words: usize) -> usize {
+    words.next_multiple_of(16) + 16
+}
+
 /// The sums of an AVX-512 tile (`MR` rows × 32 columns, two vectors a row), shared by the tiles that
 /// keep them so: loaded from the output to continue the chains of a depth chunk, stored after it.
 #[cfg(target_arch = "x86_64")]

@@ -79,7 +79,7 @@ impl PackedWeight for PackedF32 {
             // taken and given back (not borrowed: the product may start another on this thread
             // while it waits for its tasks).
             let mut words = SPARE.with(|s| s.take());
-            let stride = k.next_multiple_of(16) + 16;
+            let stride = driver::padded_stride(k);
             let len = rows.div_ceil(mr) * mr * stride;
             // Every word the kernel reads is written below (the padding of a row is never read).
             words.resize(len, 0);

@@ -2,6 +2,7 @@
 
 use rayon::prelude::*;
 
+use super::super::driver::padded_stride;
 use super::{PanelPair, PANEL};
 use crate::model::vmath::dispatch;
 
@@ -118,13 +119,6 @@ dispatch! {
             }
         }
     }
-}
-
-/// A row stride of at least `words` that is not a multiple of 4 KiB: a tile reads its rows side by
-/// side, and rows 4 KiB apart share their L1 cache sets (with 8 KiB rows, twelve rows of one tile
-/// in one 8-way set: measured 15–20% slower).
-fn padded_stride(words: usize) -> usize {
-    words.next_multiple_of(16) + 16
 }
 
 /// Rows per parallel rounding task.
