@@ -188,7 +188,7 @@ pub fn run(args: Args) -> anyhow::Result<crate::jsonl::Outcome> {
         (peak, _) => peak,
     };
     let after = rates.then(measure).transpose()?;
-    let (gemm, reduced) = match (before, after) {
+    let (gemm, own) = match (before, after) {
         (Some((f0, r0, _)), Some((f1, r1, kernel))) => {
             (Some(f0.merge(f1)), r0.zip(r1).map(|(a, b)| a.merge(b)).zip(kernel))
         }
@@ -204,7 +204,7 @@ pub fn run(args: Args) -> anyhow::Result<crate::jsonl::Outcome> {
         first_pass_seconds,
         gemm_peak_gflops: gemm.map(|g| g.best),
         gemm_sustained_gflops: gemm.map(|g| g.sustained()),
-        precision_gemm: reduced.map(|(g, kernel)| PrecisionGemm {
+        precision_gemm: own.map(|(g, kernel)| PrecisionGemm {
             kernel,
             peak_gflops: g.best,
             sustained_gflops: g.sustained(),
@@ -367,12 +367,13 @@ fn make_workload(w: Workload, passes: usize, seed: u64, words: &[&str]) -> Vec<I
 /// The GEMM-rate product: `m × k` rows through a `[n, k]` weight.
 const RATE_SHAPE: (usize, usize, usize) = (1024, 4096, 1024);
 
-/// The products whose rates `pairrm bench` measures: f32 with the engine's GEMM library, and the
-/// `--precision` kernel on the same operands.
+/// The products whose rates `pairrm bench` measures: f32 with the `gemm` crate (the yardstick), and
+/// the engine's own kernel for its `--precision` on the same operands.
 struct GemmRates {
     a: Vec<f32>,
     b: Vec<f32>,
-    reduced: Option<LinearProduct>,
+    /// The engine's own kernel (none where the engine multiplies with the `gemm` crate).
+    own: Option<LinearProduct>,
 }
 
 impl GemmRates {
@@ -380,9 +381,9 @@ impl GemmRates {
         let (m, n, k) = RATE_SHAPE;
         let a: Vec<f32> = (0..m * k).map(|i| ((i * 7919) % 1000) as f32 * 1e-3).collect();
         let b: Vec<f32> = (0..n * k).map(|i| ((i * 104_729) % 1000) as f32 * 1e-3).collect();
-        let own = LinearProduct::new(b.clone(), n, k, precision, None)?;
-        let reduced = (own.kernel() != pairrm::model::GEMM_KERNEL).then_some(own);
-        Ok(GemmRates { a, b, reduced })
+        let product = LinearProduct::new(b.clone(), n, k, precision, None)?;
+        let own = (product.kernel() != pairrm::model::GEMM_KERNEL).then_some(product);
+        Ok(GemmRates { a, b, own })
     }
 
     /// The f32 rate, and the engine's own kernel's (with its name), each over about two seconds
@@ -392,18 +393,18 @@ impl GemmRates {
         let mut c = vec![0.0f32; m * n];
         let flop = 2.0 * (m * n * k) as f64;
         let mut f32_rate = GemmRate { best: 0.0, flop: 0.0, seconds: 0.0 };
-        let mut reduced_rate = self.reduced.as_ref().map(|_| f32_rate);
+        let mut own_rate = self.own.as_ref().map(|_| f32_rate);
         let start = Instant::now();
         engine.install(|| {
-            let budget = if self.reduced.is_some() { 4.0 } else { 2.0 };
+            let budget = if self.own.is_some() { 4.0 } else { 2.0 };
             while start.elapsed().as_secs_f64() < budget {
                 f32_rate.time(flop, || pairrm::model::linear_product(m, n, k, &self.a, &self.b, &mut c));
-                if let (Some(p), Some(r)) = (&self.reduced, reduced_rate.as_mut()) {
+                if let (Some(p), Some(r)) = (&self.own, own_rate.as_mut()) {
                     r.time(flop, || p.product(m, &self.a, &mut c));
                 }
             }
         });
-        (f32_rate, reduced_rate, self.reduced.as_ref().map(LinearProduct::kernel))
+        (f32_rate, own_rate, self.own.as_ref().map(LinearProduct::kernel))
     }
 }
 
